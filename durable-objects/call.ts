@@ -1,0 +1,282 @@
+// One Durable Object per call: the shell around `step` (call-model.ts). It keeps the call's
+// state, the signals queued for each side and the status history in SQLite, so an eviction
+// between two signals loses nothing, and wakes the doors long-polling for new signals.
+import { DurableObject } from "cloudflare:workers";
+import { Code } from "@connectrpc/connect";
+import type { Env } from "../worker/env";
+import {
+  CALL_MAX_AGE_MS, CALL_RETENTION_MS, MAX_QUEUED_SIGNALS, SIGNAL_POLL_WAIT_MS, SIGNAL_TTL_MS,
+} from "../worker/limits";
+import {
+  inboundClosed, step, type CallEvent, type CallState, type CallStatus, type Door, type IceCandidate,
+  type Party, type Side, type Signal,
+} from "./call-model";
+import { failure, success, type Result } from "./result";
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS call_state (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS signals (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    recipient TEXT NOT NULL,
+    body TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS signals_by_recipient ON signals (recipient, seq);
+  CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    side TEXT,
+    detail TEXT
+  );
+`;
+
+export interface StartCall {
+  host: string;
+  caller: Party;
+  sdp: string;
+  disableTrickle: boolean;
+  callerToken?: string;
+  /** Absolute ms; the answer must arrive before it. */
+  deadline: number;
+}
+
+export interface QueuedSignal {
+  seq: number;
+  signal: Signal;
+}
+
+export interface PullResult {
+  signals: QueuedSignal[];
+  /** Nothing more will arrive for this side: its stream may end after these signals. */
+  closed: boolean;
+}
+
+export interface HistoryEntry {
+  at: number;
+  status: CallStatus;
+  side?: Side;
+  detail?: string;
+}
+
+export interface CallSummary {
+  id: string;
+  host: string;
+  caller: Party;
+  callee?: Party;
+  phase: CallState["phase"];
+  offer: string;
+  disableTrickle: boolean;
+  offerDeadline: number;
+}
+
+/** Signals handed out per pull: enough for a whole trickle burst, small enough for one message. */
+const PULL_BATCH = 64;
+
+export class CallObject extends DurableObject<Env> {
+  private call: CallState | undefined;
+  /** Doors blocked in `pull`, woken when a signal for their side is queued. Lost on eviction,
+   * which is fine: a door whose pull fails simply pulls again, and the signals are in SQLite. */
+  private readonly waiters: Record<Side, Set<() => void>> = { caller: new Set(), callee: new Set() };
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      ctx.storage.sql.exec(SCHEMA);
+      const row = ctx.storage.sql.exec<{ body: string }>("SELECT body FROM call_state WHERE id = 1").toArray()[0];
+      this.call = row ? (JSON.parse(row.body) as CallState) : undefined;
+    });
+  }
+
+  /** Creates the call and queues its offer at the host; fails with not_found when nobody answers for it. */
+  async start(id: string, input: StartCall): Promise<Result<CallSummary>> {
+    const now = Date.now();
+    const started = this.apply({ type: "start", id, host: input.host, caller: input.caller, sdp: input.sdp,
+      disableTrickle: input.disableTrickle, deadline: input.deadline, callerToken: input.callerToken, now });
+    if (!started.ok) return started;
+    const queued = await this.env.HOSTS.getByName(input.host).enqueue(id, input.deadline);
+    if (!queued.ok) {
+      this.apply({ type: "reject", code: queued.code, message: queued.message, now: Date.now() });
+      return queued;
+    }
+    return success(summarize(started.value));
+  }
+
+  /** The callee takes the call; returns the offer. Only one answerer ever gets it. */
+  async claim(callee: Party): Promise<Result<CallSummary>> {
+    if (this.call && this.call.host !== callee.identity) {
+      return failure(Code.PermissionDenied, `call ${this.call.id} is not for ${callee.identity}`);
+    }
+    const claimed = this.apply({ type: "claim", callee, now: Date.now() });
+    return claimed.ok ? success(summarize(claimed.value)) : claimed;
+  }
+
+  async answer(identity: string, sdp: string): Promise<Result<void>> {
+    return this.asParty("callee", identity, () => this.apply({ type: "answer", sdp, now: Date.now() }));
+  }
+
+  async candidate(side: Side, identity: string, candidate: IceCandidate): Promise<Result<void>> {
+    return this.asParty(side, identity, () => this.apply({ type: "candidate", from: side, candidate, now: Date.now() }));
+  }
+
+  async done(side: Side, identity: string): Promise<Result<void>> {
+    return this.asParty(side, identity, () => this.apply({ type: "done", from: side, now: Date.now() }));
+  }
+
+  /** A party reports that the call failed on its end (Viam error stages); the other is told. */
+  async fail(side: Side, identity: string, code: Code, message: string): Promise<Result<void>> {
+    return this.asParty(side, identity, () => this.apply({ type: "fail", from: side, code, message, now: Date.now() }));
+  }
+
+  async hangup(side: Side, identity: string): Promise<Result<void>> {
+    return this.asParty(side, identity, () => this.apply({ type: "hangup", from: side, now: Date.now() }));
+  }
+
+  /**
+   * Long-poll for the signals queued for `side`, starting at `cursor`. Passing a cursor
+   * acknowledges (and deletes) everything before it, so a door that reconnects with its last
+   * cursor gets each signal exactly once, in order.
+   */
+  async pull(side: Side, identity: string, cursor: number, waitMs = SIGNAL_POLL_WAIT_MS): Promise<Result<PullResult>> {
+    const allowed = this.checkParty(side, identity);
+    if (!allowed.ok) return allowed;
+    const sql = this.ctx.storage.sql;
+    sql.exec("DELETE FROM signals WHERE recipient = ? AND seq < ?", side, cursor);
+    let batch = this.readQueue(side, cursor);
+    if (batch.length === 0 && !inboundClosed(this.call!, side) && waitMs > 0) {
+      await this.waitForSignal(side, Math.min(waitMs, SIGNAL_POLL_WAIT_MS));
+      batch = this.readQueue(side, cursor);
+    }
+    const more = batch.length > PULL_BATCH;
+    const signals = batch.slice(0, PULL_BATCH);
+    const closed = !more && this.call !== undefined && inboundClosed(this.call, side);
+    return success({ signals, closed });
+  }
+
+  async summary(): Promise<Result<CallSummary>> {
+    return this.call ? success(summarize(this.call)) : failure(Code.NotFound, "no such call");
+  }
+
+  async history(): Promise<HistoryEntry[]> {
+    return this.ctx.storage.sql
+      .exec<{ at: number; status: string; side: string | null; detail: string | null }>(
+        "SELECT at, status, side, detail FROM history ORDER BY seq")
+      .toArray()
+      .map((r) => ({ at: r.at, status: r.status as CallStatus, ...(r.side ? { side: r.side as Side } : {}),
+        ...(r.detail ? { detail: r.detail } : {}) }));
+  }
+
+  async alarm(): Promise<void> {
+    const call = this.call;
+    if (!call) return;
+    const now = Date.now();
+    if (call.phase === "ended") {
+      if (now >= call.end!.at + CALL_RETENTION_MS) {
+        this.call = undefined;
+        await this.ctx.storage.deleteAll();
+        return;
+      }
+      this.ctx.storage.sql.exec("DELETE FROM signals WHERE expires_at <= ?", now);
+    } else if ((call.phase === "offered" || call.phase === "claimed") && now >= call.offerDeadline) {
+      this.apply({ type: "timeout", now });
+    } else if (now >= call.createdAt + CALL_MAX_AGE_MS) {
+      this.apply({ type: "reject", code: Code.DeadlineExceeded, message: "call exceeded its maximum age", now });
+    } else {
+      const expired = this.ctx.storage.sql.exec("DELETE FROM signals WHERE expires_at <= ?", now).rowsWritten;
+      // Before the exchange completes, an uncollected signal means a party is gone: end the call
+      // so the other side is told instead of waiting. After it, leftovers are just dropped.
+      if (expired > 0 && call.phase !== "exchanged") this.apply({ type: "timeout", now });
+    }
+    await this.scheduleAlarm();
+  }
+
+  private asParty(side: Side, identity: string, act: () => Result<CallState>): Result<void> {
+    const allowed = this.checkParty(side, identity);
+    if (!allowed.ok) return allowed;
+    const done = act();
+    return done.ok ? success(undefined) : done;
+  }
+
+  private checkParty(side: Side, identity: string): Result<void> {
+    const call = this.call;
+    if (!call) return failure(Code.NotFound, "no such call");
+    const party = side === "caller" ? call.caller : call.callee;
+    if (!party) return failure(Code.FailedPrecondition, `call ${call.id} has not been taken by an answerer yet`);
+    if (party.identity !== identity) return failure(Code.PermissionDenied, `${identity} is not the ${side} of call ${call.id}`);
+    return success(undefined);
+  }
+
+  private readQueue(side: Side, cursor: number): QueuedSignal[] {
+    return this.ctx.storage.sql
+      .exec<{ seq: number; body: string }>(
+        "SELECT seq, body FROM signals WHERE recipient = ? AND seq >= ? ORDER BY seq LIMIT ?", side, cursor, PULL_BATCH + 1)
+      .toArray()
+      .map((r) => ({ seq: r.seq, signal: JSON.parse(r.body) as Signal }));
+  }
+
+  private waitForSignal(side: Side, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => { clearTimeout(timer); this.waiters[side].delete(wake); resolve(); };
+      const timer = setTimeout(wake, ms);
+      this.waiters[side].add(wake);
+    });
+  }
+
+  private apply(event: CallEvent): Result<CallState> {
+    const transition = step(this.call, event);
+    if (!transition.ok) return transition;
+    const { state, effects } = transition;
+    const sql = this.ctx.storage.sql;
+    const woken = new Set<Side>();
+    for (const effect of effects) {
+      if (effect.type !== "deliver") continue;
+      const queued = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM signals WHERE recipient = ?", effect.to).one().n;
+      if (queued >= MAX_QUEUED_SIGNALS) {
+        return failure(Code.ResourceExhausted, `${MAX_QUEUED_SIGNALS} signals already wait for the ${effect.to}`);
+      }
+    }
+    this.ctx.storage.transactionSync(() => {
+      sql.exec("INSERT OR REPLACE INTO call_state (id, body) VALUES (1, ?)", JSON.stringify(state));
+      for (const effect of effects) {
+        if (effect.type === "deliver") {
+          sql.exec("INSERT INTO signals (recipient, body, expires_at) VALUES (?, ?, ?)",
+            effect.to, JSON.stringify(effect.signal), event.now + SIGNAL_TTL_MS);
+          woken.add(effect.to);
+        } else {
+          sql.exec("INSERT INTO history (at, status, side, detail) VALUES (?, ?, ?, ?)",
+            event.now, effect.status, effect.side ?? null, effect.detail ?? null);
+        }
+      }
+    });
+    this.call = state;
+    // A phase change can close a side's stream even without a new signal for it.
+    for (const side of ["caller", "callee"] as const) {
+      if (woken.has(side) || inboundClosed(state, side)) for (const wake of [...this.waiters[side]]) wake();
+    }
+    void this.scheduleAlarm();
+    return success(state);
+  }
+
+  /** One alarm covers every deadline: offer, signal TTL, maximum age and retention. */
+  private async scheduleAlarm(): Promise<void> {
+    const call = this.call;
+    if (!call) return;
+    const times: number[] = [];
+    if (call.phase === "ended") times.push(call.end!.at + CALL_RETENTION_MS);
+    else {
+      times.push(call.createdAt + CALL_MAX_AGE_MS);
+      if (call.phase === "offered" || call.phase === "claimed") times.push(call.offerDeadline);
+    }
+    const next = this.ctx.storage.sql
+      .exec<{ t: number | null }>("SELECT MIN(expires_at) AS t FROM signals").one().t;
+    if (next !== null) times.push(next);
+    await this.ctx.storage.setAlarm(Math.min(...times));
+  }
+}
+
+function summarize(call: CallState): CallSummary {
+  return { id: call.id, host: call.host, caller: call.caller, callee: call.callee, phase: call.phase,
+    offer: call.offer, disableTrickle: call.disableTrickle, offerDeadline: call.offerDeadline };
+}
+
+export type { Door, Party, Side, Signal, IceCandidate };

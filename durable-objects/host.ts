@@ -1,0 +1,164 @@
+// One Durable Object per identity that answers calls (a Viam host, a Voice client, a SIP
+// account): who is online to answer right now and which calls wait for them, oldest first.
+import { DurableObject } from "cloudflare:workers";
+import { Code } from "@connectrpc/connect";
+import type { Env } from "../worker/env";
+import { ANSWERER_LEASE_MS, MAX_PENDING_CALLS_PER_HOST, OFFER_ACK_TIMEOUT_MS } from "../worker/limits";
+import type { Door } from "./call-model";
+import { failure, success, type Result } from "./result";
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS answerers (
+    id TEXT PRIMARY KEY,
+    door TEXT NOT NULL,
+    last_seen INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS waiting (
+    call_id TEXT PRIMARY KEY,
+    enqueued_at INTEGER NOT NULL,
+    deadline INTEGER NOT NULL,
+    offered_to TEXT,
+    offered_at INTEGER
+  );
+`;
+
+interface Waiter {
+  /** Restricts the answerer to one specific call (Voice's `voice-call-id`). */
+  only?: string;
+  give: (callId: string | null) => void;
+}
+
+export class HostObject extends DurableObject<Env> {
+  /** Answerers blocked in `next`, in arrival order: the longest-waiting answerer gets the next call. */
+  private readonly waiters = new Map<string, Waiter>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => { ctx.storage.sql.exec(SCHEMA); });
+  }
+
+  /** Queues a call for this host. Fails at once with not_found when no answerer is online. */
+  async enqueue(callId: string, deadline: number): Promise<Result<void>> {
+    const now = Date.now();
+    this.purge(now);
+    if (!this.isOnline(now)) return failure(Code.NotFound, `host ${this.hostName()} is not online`);
+    const sql = this.ctx.storage.sql;
+    const pending = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n;
+    if (pending >= MAX_PENDING_CALLS_PER_HOST) {
+      return failure(Code.ResourceExhausted, `${MAX_PENDING_CALLS_PER_HOST} calls already wait for this host`);
+    }
+    sql.exec("INSERT OR IGNORE INTO waiting (call_id, enqueued_at, deadline) VALUES (?, ?, ?)", callId, now, deadline);
+    this.dispatch(now);
+    await this.scheduleAlarm();
+    return success(undefined);
+  }
+
+  /**
+   * An answerer asks for its next call, waiting up to `waitMs`. Returns null when none came;
+   * the answerer reports in again, which keeps it online. The call handed out must be
+   * acknowledged with `ack` within OFFER_ACK_TIMEOUT_MS or it is offered to someone else.
+   */
+  async next(answererId: string, door: Door, waitMs: number, only?: string): Promise<string | null> {
+    const now = Date.now();
+    this.ctx.storage.sql.exec(
+      "INSERT INTO answerers (id, door, last_seen) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen",
+      answererId, door, now);
+    this.purge(now);
+    const ready = this.takeFor(only, now, answererId);
+    if (ready) {
+      await this.scheduleAlarm();
+      return ready;
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.waiters.delete(answererId); resolve(null); }, waitMs);
+      this.waiters.set(answererId, {
+        only,
+        give: (callId) => { clearTimeout(timer); this.waiters.delete(answererId); resolve(callId); },
+      });
+    });
+  }
+
+  /** The answerer has taken the call (or found it gone): it leaves the queue for good. */
+  async ack(callId: string): Promise<void> {
+    this.ctx.storage.sql.exec("DELETE FROM waiting WHERE call_id = ?", callId);
+  }
+
+  /** Puts back a call handed out but not taken (its answerer took another host's call). */
+  async requeue(callId: string): Promise<void> {
+    this.ctx.storage.sql.exec("UPDATE waiting SET offered_to = NULL, offered_at = NULL WHERE call_id = ?", callId);
+    this.dispatch(Date.now());
+    await this.scheduleAlarm();
+  }
+
+  /** The answerer's stream closed: it stops counting as online at once. */
+  async leave(answererId: string): Promise<void> {
+    this.waiters.get(answererId)?.give(null);
+    this.ctx.storage.sql.exec("DELETE FROM answerers WHERE id = ?", answererId);
+  }
+
+  async status(): Promise<{ online: boolean; answerers: number; waiting: string[] }> {
+    const now = Date.now();
+    this.purge(now);
+    const sql = this.ctx.storage.sql;
+    return {
+      online: this.isOnline(now),
+      answerers: sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM answerers").one().n,
+      waiting: sql.exec<{ call_id: string }>("SELECT call_id FROM waiting ORDER BY enqueued_at").toArray().map((r) => r.call_id),
+    };
+  }
+
+  async alarm(): Promise<void> {
+    const now = Date.now();
+    // Offers handed to an answerer that never acknowledged them go back to the queue.
+    this.ctx.storage.sql.exec(
+      "UPDATE waiting SET offered_to = NULL, offered_at = NULL WHERE offered_at IS NOT NULL AND offered_at <= ?",
+      now - OFFER_ACK_TIMEOUT_MS);
+    this.purge(now);
+    this.dispatch(now);
+    await this.scheduleAlarm();
+  }
+
+  private isOnline(now: number): boolean {
+    if (this.waiters.size > 0) return true;
+    return this.ctx.storage.sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM answerers WHERE last_seen > ?", now - ANSWERER_LEASE_MS).one().n > 0;
+  }
+
+  private purge(now: number): void {
+    const sql = this.ctx.storage.sql;
+    sql.exec("DELETE FROM waiting WHERE deadline <= ?", now);
+    sql.exec("DELETE FROM answerers WHERE last_seen <= ?", now - ANSWERER_LEASE_MS);
+  }
+
+  /** Hands queued calls to blocked answerers, longest-waiting answerer first. */
+  private dispatch(now: number): void {
+    for (const [id, waiter] of [...this.waiters]) {
+      const callId = this.takeFor(waiter.only, now, id);
+      if (callId) waiter.give(callId);
+    }
+  }
+
+  private takeFor(only: string | undefined, now: number, answererId: string): string | null {
+    const sql = this.ctx.storage.sql;
+    const row = only
+      ? sql.exec<{ call_id: string }>(
+        "SELECT call_id FROM waiting WHERE call_id = ? AND offered_to IS NULL AND deadline > ?", only, now).toArray()[0]
+      : sql.exec<{ call_id: string }>(
+        "SELECT call_id FROM waiting WHERE offered_to IS NULL AND deadline > ? ORDER BY enqueued_at, rowid LIMIT 1", now).toArray()[0];
+    if (!row) return null;
+    sql.exec("UPDATE waiting SET offered_to = ?, offered_at = ? WHERE call_id = ?", answererId, now, row.call_id);
+    return row.call_id;
+  }
+
+  private async scheduleAlarm(): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    const row = sql.exec<{ ack: number | null; deadline: number | null }>(
+      "SELECT MIN(offered_at) AS ack, MIN(deadline) AS deadline FROM waiting").one();
+    const times = [row.ack === null ? null : row.ack + OFFER_ACK_TIMEOUT_MS, row.deadline].filter((t): t is number => t !== null);
+    if (times.length) await this.ctx.storage.setAlarm(Math.min(...times));
+  }
+
+  private hostName(): string {
+    return this.ctx.id.name ?? "(unnamed)";
+  }
+}

@@ -1,0 +1,62 @@
+// Starts `wrangler dev` (local Durable Objects, no account) on a free port for the e2e suite and
+// provides its URL and auth secret to the tests through vitest's inject().
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestProject } from "vitest/node";
+
+export const E2E_AUTH_SECRET = "e2e-secret";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    baseUrl: string;
+    authSecret: string;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+async function waitForHealth(url: string, child: ChildProcess, log: () => string): Promise<void> {
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${log()}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`wrangler dev did not become healthy:\n${log()}`);
+}
+
+export default async function setup(project: TestProject) {
+  const port = await freePort();
+  const persist = mkdtempSync(join(tmpdir(), "wrangler-e2e-"));
+  let output = "";
+  const child = spawn("npx", ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1",
+    "--persist-to", persist, "--var", `AUTH_SECRET:${E2E_AUTH_SECRET}`, "--var", "DEV_TOKENS:1",
+    "--show-interactive-dev-session=false"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" } });
+  child.stdout!.on("data", (d) => { output += d; });
+  child.stderr!.on("data", (d) => { output += d; });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitForHealth(baseUrl, child, () => output);
+  project.provide("baseUrl", baseUrl);
+  project.provide("authSecret", E2E_AUTH_SECRET);
+  return async () => {
+    child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 300));
+    if (process.env.E2E_LOG) console.log(output);
+    rmSync(persist, { recursive: true, force: true });
+  };
+}

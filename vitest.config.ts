@@ -1,0 +1,32 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+/** The secret the Workers-runtime tests sign tokens with (test/tokens.ts reads it too). */
+export const TEST_AUTH_SECRET = "test-secret-for-vitest";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        // Unit and integration tests inside workerd, against the real Worker and Durable Objects.
+        plugins: [cloudflareTest({
+          wrangler: { configPath: "./wrangler.toml" },
+          miniflare: { bindings: { AUTH_SECRET: TEST_AUTH_SECRET } },
+        })],
+        test: { name: "workers", include: ["test/**/*.test.ts"], exclude: ["test/e2e/**"], testTimeout: 30_000 },
+      },
+      {
+        // End-to-end: real clients in Node against `wrangler dev` started by the global setup.
+        test: {
+          name: "e2e",
+          environment: "node",
+          include: ["test/e2e/**/*.e2e.test.ts"],
+          globalSetup: ["test/e2e/global-setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 90_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});

@@ -1,0 +1,43 @@
+// The Hono app: CORS, health, and every front door.
+import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
+import { Hono } from "hono";
+import { cors } from "hono/cors";
+import { createRouter, mountConnect } from "./connect-mount";
+import type { AppEnv } from "./env";
+import { viamSignaling } from "./viam-signaling";
+import { version } from "../package.json";
+
+/** Every Connect service, registered once; the HTTP and WebSocket mounts share these handlers. */
+export function routes(router: ConnectRouter): void {
+  viamSignaling(router);
+}
+
+export const router = createRouter(routes);
+
+/** Request headers the doors read besides Connect's own (Viam's rpc-host, heartbeats-allowed…). */
+const APP_HEADERS = ["authorization", "rpc-host", "heartbeats-allowed", "voice-call-id"];
+
+export const app = new Hono<AppEnv>();
+
+// Browsers (the Viam SDK fetches with credentials: "include") need the origin echoed, not "*".
+app.use("*", cors({
+  origin: (origin) => origin || "*",
+  credentials: true,
+  allowMethods: [...connectCors.allowedMethods, "OPTIONS"],
+  allowHeaders: [...connectCors.allowedHeaders, ...APP_HEADERS],
+  exposeHeaders: [...connectCors.exposedHeaders],
+  maxAge: 7200,
+}));
+
+app.get("/healthz", (c) => c.json({
+  status: "ok",
+  version,
+  services: [...new Set(router.handlers.map((h) => h.service.typeName))],
+}));
+
+mountConnect(app, router);
+
+app.onError((err, c) => {
+  console.error("unhandled", { path: c.req.path, err: String(err), stack: (err as Error).stack });
+  return c.json({ code: "internal", message: "internal error" }, 500);
+});

@@ -1,0 +1,98 @@
+// How a door follows a call: long-poll the call object for one side's signals, and ask the
+// host objects for the next call to answer. Shared by every door so each stays a translation.
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { CallObject, PullResult } from "../durable-objects/call";
+import type { Door, Side, Signal } from "../durable-objects/call-model";
+import type { Result } from "../durable-objects/result";
+import type { Env } from "./env";
+
+/** Transient failures of a call-object RPC (eviction, restart) retried before giving up. */
+const PULL_RETRIES = 5;
+
+export function callStub(env: Env, callId: string): DurableObjectStub<CallObject> {
+  return env.CALLS.getByName(callId);
+}
+
+/** Unwraps a Durable Object result, turning a failure into the ConnectError the client sees. */
+export function orThrow<T>(result: Result<T>): T {
+  if (!result.ok) throw new ConnectError(result.message, result.code);
+  return result.value;
+}
+
+/**
+ * Yields the signals queued for `side` of a call, in order, each exactly once, until the call
+ * has nothing more for that side. Survives the call object being evicted mid-poll: the next
+ * poll resumes from the cursor and the object reloads its queue from SQLite.
+ */
+export async function* followCall(env: Env, callId: string, side: Side, identity: string,
+  abort?: AbortSignal): AsyncGenerator<Signal> {
+  let cursor = 0;
+  let failures = 0;
+  while (true) {
+    abort?.throwIfAborted();
+    let pulled: Result<PullResult>;
+    try {
+      // A fresh stub per poll: a stub whose object was reset stays broken.
+      pulled = await untilAborted<Result<PullResult>>(callStub(env, callId).pull(side, identity, cursor), abort);
+    } catch (err) {
+      if (abort?.aborted || ++failures > PULL_RETRIES) throw err;
+      await new Promise((r) => setTimeout(r, 20 * failures));
+      continue;
+    }
+    failures = 0;
+    const { signals, closed } = orThrow(pulled);
+    for (const queued of signals) {
+      cursor = queued.seq + 1;
+      yield queued.signal;
+    }
+    if (closed) return;
+  }
+}
+
+function untilAborted<T>(work: Promise<T>, abort?: AbortSignal): Promise<T> {
+  if (!abort) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abort.reason);
+    abort.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => abort.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
+ * Waits up to `waitMs` for the next call offered to any of `hosts` and claims it for
+ * `identity`. Returns null when none came (the caller then heartbeats and asks again).
+ * A call taken from one host's queue while another host's call won the race goes back at
+ * once; a claimed call is acknowledged so no other answerer gets it.
+ */
+export async function nextCall(env: Env, hosts: string[], answererId: string, door: Door, waitMs: number,
+  only?: string): Promise<string | null> {
+  const stubs = hosts.map((h) => env.HOSTS.getByName(h));
+  const offers = stubs.map((stub) => stub.next(answererId, door, waitMs, only));
+  const first = await Promise.race(offers.map((p, i) => p.then((callId) => ({ i, callId }))));
+  // Release the other hosts' waits; any call they handed out meanwhile goes back to its queue.
+  const others = stubs.map((stub, i) => (i === first.i ? null : stub));
+  await Promise.all(others.map(async (stub, i) => {
+    if (!stub) return;
+    await stub.leave(answererId);
+    const late = await offers[i];
+    if (late) await stub.requeue(late);
+  }));
+  if (!first.callId) return null;
+  const host = hosts[first.i];
+  const claimed = await callStub(env, first.callId).claim({ identity: host, door });
+  await stubs[first.i].ack(first.callId);
+  // Busy with this call, the answerer is no longer online for new ones (hosts that want to
+  // take calls in parallel keep a second stream waiting, as Viam's do).
+  await stubs[first.i].leave(answererId);
+  if (!claimed.ok) return null;
+  return first.callId;
+}
+
+/** Ends this side of a call when its stream goes away before the call finished. */
+export async function abandon(env: Env, callId: string, side: Side, identity: string): Promise<void> {
+  try {
+    await callStub(env, callId).fail(side, identity, Code.Unavailable, `the ${side} disconnected`);
+  } catch (err) {
+    console.error("abandon failed", { callId, side, err: String(err) });
+  }
+}

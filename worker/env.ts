@@ -1,0 +1,18 @@
+import type { CallObject } from "../durable-objects/call";
+import type { HostObject } from "../durable-objects/host";
+
+/** Bindings and configuration of the Worker (wrangler.toml, .dev.vars, secrets). */
+export interface Env {
+  CALLS: DurableObjectNamespace<CallObject>;
+  HOSTS: DurableObjectNamespace<HostObject>;
+  /** HS256 secret for client bearer tokens (sub = identity). */
+  AUTH_SECRET: string;
+  /** Comma-separated STUN/TURN URLs offered to clients; default Google's public STUN. */
+  ICE_URLS?: string;
+  /** TURN REST shared secret (coturn `static-auth-secret`); enables short-lived TURN credentials. */
+  TURN_SECRET?: string;
+  TURN_URLS?: string;
+}
+
+/** Hono environment: bindings plus per-request variables. */
+export type AppEnv = { Bindings: Env };

@@ -1,0 +1,7 @@
+// Worker entry. workerd accepts only handlers and Durable Object classes as exports.
+import { app } from "./app";
+
+export { CallObject } from "../durable-objects/call";
+export { HostObject } from "../durable-objects/host";
+
+export default { fetch: app.fetch } satisfies ExportedHandler<import("./env").Env>;

@@ -1,0 +1,213 @@
+// Door: Viam's proto.rpc.webrtc.v1.SignalingService, with the semantics of goutils'
+// signaling server (wrtc_signaling_server.go) on the shared call model.
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import type { Signal } from "../durable-objects/call-model";
+import {
+  SignalingService, WebRTCConfigSchema, type AnswerRequest, type AnswerResponse,
+} from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
+import { requireActsFor, requireIdentity, tokenFrom } from "./auth";
+import { abandon, callStub, followCall, nextCall, orThrow } from "./call-streams";
+import { envOf } from "./connect-context";
+import type { Env } from "./env";
+import { iceServersFor } from "./ice-config";
+import { ANSWERER_HEARTBEAT_MS, MAX_ANSWER_HOSTS, NAME_PATTERN, OFFER_DEADLINE_MS } from "./limits";
+import { iceFromWire, iceToWire } from "./viam-ice";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Hosts named in `rpc-host` (comma-separated), at most `max`. */
+function hostsOf(ctx: HandlerContext, max: number): string[] {
+  const hosts = (ctx.requestHeader.get("rpc-host") ?? "").split(",").map((h) => h.trim()).filter(Boolean);
+  if (hosts.length === 0) throw new ConnectError("rpc-host header is required", Code.InvalidArgument);
+  if (hosts.length > max) throw new ConnectError(`rpc-host names ${hosts.length} hosts; at most ${max} allowed`, Code.InvalidArgument);
+  for (const h of hosts) if (!NAME_PATTERN.test(h)) throw new ConnectError(`invalid host name in rpc-host`, Code.InvalidArgument);
+  return hosts;
+}
+
+function callIdOf(uuid: string): string {
+  if (!UUID.test(uuid)) throw new ConnectError("uuid is not a call id", Code.InvalidArgument);
+  return uuid.toLowerCase();
+}
+
+function status(code: Code, message: string) {
+  return { code, message, details: [] };
+}
+
+async function configFor(env: Env, identity: string, disableTrickle: boolean): Promise<MessageInitShape<typeof WebRTCConfigSchema>> {
+  const servers = await iceServersFor(env, identity);
+  return {
+    additionalIceServers: servers.map((s) => ({ urls: s.urls, username: s.username ?? "", credential: s.credential ?? "" })),
+    disableTrickle,
+  };
+}
+
+/** Translates a call signal into the stage the answering host receives. */
+async function toAnswerRequest(env: Env, host: string, uuid: string, signal: Signal) {
+  switch (signal.kind) {
+    case "offer":
+      return { uuid, stage: { case: "init" as const, value: {
+        sdp: signal.sdp,
+        optionalConfig: await configFor(env, host, signal.disableTrickle),
+        deadline: timestampFromMs(signal.deadline),
+        ...(signal.callerToken ? { callerAuthToken: signal.callerToken } : {}),
+      } } };
+    case "candidate":
+      return { uuid, stage: { case: "update" as const, value: { candidate: iceToWire(signal.candidate) } } };
+    case "done":
+      return { uuid, stage: { case: "done" as const, value: {} } };
+    case "error":
+      return { uuid, stage: { case: "error" as const, value: { status: status(signal.code, signal.message) } } };
+    case "answer":
+      throw new Error("an answer is never queued for the callee");
+  }
+}
+
+/** Applies one stage sent by the answering host to the call. */
+async function applyAnswerResponse(env: Env, host: string, callId: string, res: AnswerResponse): Promise<"more" | "finished"> {
+  const call = callStub(env, callId);
+  if (res.uuid && res.uuid.toLowerCase() !== callId) {
+    throw new ConnectError(`stage for call ${res.uuid} on the stream of call ${callId}`, Code.InvalidArgument);
+  }
+  switch (res.stage.case) {
+    case "init":
+      orThrow(await call.answer(host, res.stage.value.sdp));
+      return "more";
+    case "update":
+      if (!res.stage.value.candidate) throw new ConnectError("update stage without a candidate", Code.InvalidArgument);
+      orThrow(await call.candidate("callee", host, iceFromWire(res.stage.value.candidate)));
+      return "more";
+    case "done":
+      orThrow(await call.done("callee", host));
+      return "finished";
+    case "error": {
+      const s = res.stage.value.status;
+      orThrow(await call.fail("callee", host, (s?.code ?? Code.Unknown) as Code, s?.message ?? "answerer failed"));
+      return "finished";
+    }
+    default:
+      throw new ConnectError("answer stage missing", Code.InvalidArgument);
+  }
+}
+
+export function viamSignaling(router: ConnectRouter): void {
+  router.service(SignalingService, {
+    async *call(req, ctx) {
+      const env = envOf(ctx);
+      const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
+      const [host] = hostsOf(ctx, 1);
+      if (!req.sdp) throw new ConnectError("sdp is required", Code.InvalidArgument);
+      const uuid = crypto.randomUUID();
+      orThrow(await callStub(env, uuid).start(uuid, {
+        host, caller: { identity, door: "viam" }, sdp: req.sdp, disableTrickle: req.disableTrickle,
+        callerToken: tokenFrom(ctx.requestHeader), deadline: Date.now() + OFFER_DEADLINE_MS,
+      }));
+      let finished = false;
+      try {
+        for await (const signal of followCall(env, uuid, "caller", identity, ctx.signal)) {
+          if (signal.kind === "answer") yield { uuid, stage: { case: "init", value: { sdp: signal.sdp } } };
+          else if (signal.kind === "candidate" && !req.disableTrickle) {
+            yield { uuid, stage: { case: "update", value: { candidate: iceToWire(signal.candidate) } } };
+          } else if (signal.kind === "error") {
+            finished = true;
+            throw new ConnectError(signal.message, signal.code);
+          } else if (signal.kind === "done") {
+            // The Viam SDK waits for the Call stream to end once the answerer is done.
+            break;
+          }
+        }
+        finished = true;
+      } finally {
+        if (!finished) await abandon(env, uuid, "caller", identity);
+      }
+    },
+
+    async callUpdate(req, ctx) {
+      const env = envOf(ctx);
+      const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
+      hostsOf(ctx, 1);
+      const call = callStub(env, callIdOf(req.uuid));
+      switch (req.update.case) {
+        case "candidate":
+          orThrow(await call.candidate("caller", identity, iceFromWire(req.update.value)));
+          break;
+        case "done":
+          // Accepted after the Call stream ended too: the SDK sends done late.
+          if (req.update.value) orThrow(await call.done("caller", identity));
+          break;
+        case "error":
+          orThrow(await call.fail("caller", identity, (req.update.value.code || Code.Unknown) as Code,
+            req.update.value.message || "caller failed"));
+          break;
+        default:
+          throw new ConnectError("update is required (candidate, done or error)", Code.InvalidArgument);
+      }
+      return {};
+    },
+
+    async *answer(responses, ctx) {
+      const env = envOf(ctx);
+      const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
+      const hosts = hostsOf(ctx, MAX_ANSWER_HOSTS);
+      for (const h of hosts) requireActsFor(identity, h);
+      const heartbeats = ctx.requestHeader.get("heartbeats-allowed") === "true";
+      const answererId = crypto.randomUUID();
+
+      let callId: string | null = null;
+      while (!callId) {
+        ctx.signal.throwIfAborted();
+        callId = await nextCall(env, hosts, answererId, "viam", ANSWERER_HEARTBEAT_MS);
+        if (!callId && heartbeats) yield { uuid: "", stage: { case: "heartbeat", value: {} } };
+      }
+      const summary = orThrow(await callStub(env, callId).summary());
+      const host = summary.host;
+
+      // The host's stages flow into the call while the caller's signals flow out to the host.
+      const stop = new AbortController();
+      let hostFinished = false;
+      const inbound = (async () => {
+        for await (const res of responses) {
+          if ((await applyAnswerResponse(env, host, callId, res)) === "finished") { hostFinished = true; return; }
+        }
+      })().catch((err: unknown) => { stop.abort(err); throw err; });
+      inbound.catch(() => undefined);
+
+      let ended = false;
+      try {
+        for await (const signal of followCall(env, callId, "callee", host, stop.signal)) {
+          yield (await toAnswerRequest(env, host, callId, signal)) as AnswerRequest;
+          if (signal.kind === "error") { ended = true; return; }
+        }
+        await inbound;
+        ended = true;
+      } catch (err) {
+        const e = ConnectError.from(err);
+        // The caller must not be left waiting on a host whose stream failed.
+        if (!ended) await callStub(env, callId).fail("callee", host, e.code, e.rawMessage);
+        ended = true;
+        throw e;
+      } finally {
+        if (!ended && !hostFinished) await abandon(env, callId, "callee", host);
+      }
+    },
+
+    async optionalWebRTCConfig(_req, ctx) {
+      const env = envOf(ctx);
+      const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
+      hostsOf(ctx, MAX_ANSWER_HOSTS);
+      return { config: await configFor(env, identity, false) };
+    },
+
+    async reportConnectionMetadata(req, ctx) {
+      const env = envOf(ctx);
+      const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
+      const [host] = hostsOf(ctx, MAX_ANSWER_HOSTS);
+      // Newer SDKs send this fire-and-forget after each dial; it goes to the Worker's logs.
+      console.log("viam connection metadata", { identity, host, stage: req.reachedStage,
+        durationMs: req.durationMs, path: req.signalingPath, failureCode: req.failureCode,
+        local: req.local?.type, remote: req.remote?.type });
+      return {};
+    },
+  });
+}
