@@ -1,8 +1,7 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-/** The secret the Workers-runtime tests sign tokens with (test/tokens.ts reads it too). */
-export const TEST_AUTH_SECRET = "test-secret-for-vitest";
+import { TEST_AUTH_SECRET } from "./test/test-secret";
 
 export default defineConfig({
   test: {

@@ -158,6 +158,8 @@ export class CallObject extends DurableObject<Env> {
   }
 
   async history(): Promise<HistoryEntry[]> {
+    // A call deleted after its retention period has no tables left to read.
+    if (!this.call) return [];
     return this.ctx.storage.sql
       .exec<{ at: number; status: string; side: string | null; detail: string | null }>(
         "SELECT at, status, side, detail FROM history ORDER BY seq")
@@ -182,7 +184,7 @@ export class CallObject extends DurableObject<Env> {
     } else if (now >= call.createdAt + CALL_MAX_AGE_MS) {
       this.apply({ type: "reject", code: Code.DeadlineExceeded, message: "call exceeded its maximum age", now });
     } else {
-      const expired = this.ctx.storage.sql.exec("DELETE FROM signals WHERE expires_at <= ?", now).rowsWritten;
+      const expired = this.ctx.storage.sql.exec("DELETE FROM signals WHERE expires_at <= ? RETURNING seq", now).toArray().length;
       // Before the exchange completes, an uncollected signal means a party is gone: end the call
       // so the other side is told instead of waiting. After it, leftovers are just dropped.
       if (expired > 0 && call.phase !== "exchanged") this.apply({ type: "timeout", now });

@@ -170,6 +170,8 @@ export function viamSignaling(router: ConnectRouter): void {
         for await (const res of responses) {
           if ((await applyAnswerResponse(env, host, callId, res)) === "finished") { hostFinished = true; return; }
         }
+        // The host closed its side without done or error: it can send nothing more.
+        throw new ConnectError("the answering host closed its stream before done", Code.Unavailable);
       })().catch((err: unknown) => { stop.abort(err); throw err; });
       inbound.catch(() => undefined);
 

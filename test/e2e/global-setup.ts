@@ -46,7 +46,9 @@ export default async function setup(project: TestProject) {
   let output = "";
   const child = spawn("npx", ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1",
     "--persist-to", persist, "--var", `AUTH_SECRET:${E2E_AUTH_SECRET}`, "--var", "DEV_TOKENS:1",
-    "--show-interactive-dev-session=false"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" } });
+    "--show-interactive-dev-session=false"],
+    // Own process group, so teardown stops wrangler and its workerd children, not just npx.
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" }, detached: true });
   child.stdout!.on("data", (d) => { output += d; });
   child.stderr!.on("data", (d) => { output += d; });
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -54,8 +56,8 @@ export default async function setup(project: TestProject) {
   project.provide("baseUrl", baseUrl);
   project.provide("authSecret", E2E_AUTH_SECRET);
   return async () => {
-    child.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 300));
+    try { process.kill(-child.pid!, "SIGTERM"); } catch { /* already gone */ }
+    await new Promise((r) => setTimeout(r, 500));
     if (process.env.E2E_LOG) console.log(output);
     rmSync(persist, { recursive: true, force: true });
   };

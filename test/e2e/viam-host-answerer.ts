@@ -62,6 +62,9 @@ export interface ViamHostAnswerer {
   close(): Promise<void>;
 }
 
+/** See the wrtc quirk in onInit: how long after the end-of-candidates event done is sent. */
+const GATHERING_SETTLE_MS = 100;
+
 export const encodeSdp = (d: { type: string; sdp: string }): string =>
   Buffer.from(JSON.stringify({ type: d.type, sdp: d.sdp }), "latin1").toString("base64");
 
@@ -127,7 +130,6 @@ export function startViamHostAnswerer(opts: ViamHostAnswererOptions): ViamHostAn
     let uuid = "";
     let sentDoneOrError = false;
     const sendDone = () => {
-      log("sendDone", sentDoneOrError);
       if (sentDoneOrError) return;
       sentDoneOrError = true;
       void send({ uuid, stage: { case: "done", value: {} } });
@@ -167,28 +169,31 @@ export function startViamHostAnswerer(opts: ViamHostAnswererOptions): ViamHostAn
       waiters.shift()?.(call);
 
       // Candidates gathered before the init stage is sent are held back, so init goes first.
+      // @roamhq/wrtc quirk: it synthesizes the end-of-candidates (null) event from
+      // icegatheringstatechange and can deliver it *before* the candidates themselves, so
+      // "gathering complete" is only trusted once in-flight candidate events had time to land.
       let initSent = false;
       const held: RTCIceCandidate[] = [];
+      const sendCandidate = (c: RTCIceCandidate) => {
+        if (!sentDoneOrError) void send({ uuid, stage: { case: "update", value: { candidate: candidateToProto(c) } } });
+      };
       const gathered = new Promise<void>((resolve) => {
         pc!.addEventListener("icecandidate", (ev: RTCPeerConnectionIceEvent) => {
-          log("local candidate", ev.candidate?.candidate ?? null, "initSent", initSent);
-          if (!ev.candidate) return resolve();
+          if (!ev.candidate) return void setTimeout(resolve, GATHERING_SETTLE_MS);
           if (!trickle) return;
-          if (!initSent) held.push(ev.candidate);
-          else void send({ uuid, stage: { case: "update", value: { candidate: candidateToProto(ev.candidate) } } });
+          if (initSent) sendCandidate(ev.candidate);
+          else held.push(ev.candidate);
         });
       });
-      void call.dataOpen.then(sendDone);
 
       await pc.setRemoteDescription(decodeSdp(init.sdp));
       await pc.setLocalDescription(await pc.createAnswer());
-      if (!trickle) await gathered; // the answer SDP then carries every candidate
+      if (!trickle) await gathered; // then the answer SDP carries every candidate
       await send({ uuid, stage: { case: "init", value: { sdp: encodeSdp(pc.localDescription!) } } });
       initSent = true;
-      for (const c of held.splice(0)) {
-        void send({ uuid, stage: { case: "update", value: { candidate: candidateToProto(c) } } });
-      }
-      void gathered.then(sendDone);
+      held.splice(0).forEach(sendCandidate);
+      // done at the earlier of: `data` open, or local gathering complete (goutils does the same).
+      void Promise.race([call.dataOpen, gathered]).then(sendDone);
     };
 
     const inbound = client.answer(outbound, { headers, signal: abort.signal });

@@ -2,9 +2,11 @@
 // signaling server, and bytes flow both ways over WebRTC data channels.
 //
 // 0.61.1 does not export its low-level dialWebRTC, so the SDK is driven through its public
-// entry point, createRobotClient({ host, signalingAddress, credentials }), which runs exactly
-// that dial: OptionalWebRTCConfig, Call, CallUpdate per candidate, done. It resolves once the
-// negotiated `data` channel is open and the Call stream has ended.
+// RobotClient.dial({ host, signalingAddress, credentials }), which runs exactly that dial:
+// OptionalWebRTCConfig, Call, one CallUpdate per candidate, done. It resolves once the
+// negotiated `data` channel is open and the Call stream has ended. (createRobotClient is the
+// same dial plus `isConnected()`, which demands iceConnectionState === "connected"; libwebrtc
+// can already report "completed" for the controlling caller, which would fail spuriously.)
 //
 // The SDK owns the `data` channel (it parses every message as gRPC-over-datachannel), so raw
 // bytes go over a channel the test opens on the SDK's peer connection; the host echoes them.
@@ -37,7 +39,7 @@ const token = (sub: string) => sign({ sub, exp: Math.floor(Date.now() / 1000) + 
 const uniqueName = (role: string) => `viam-e2e-${role}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 
 const dial = async (host: string) =>
-  sdk.createRobotClient({
+  new sdk.RobotClient().dial({
     host,
     signalingAddress: baseUrl,
     credentials: { type: "access-token", payload: await token(uniqueName("caller")) },
@@ -46,7 +48,8 @@ const dial = async (host: string) =>
     dialTimeout: 15_000,
   });
 
-/** The SDK's WebRTC error: createRobotClient wraps it as cause[0] of "Failed to connect via all methods". */
+/** The SDK's WebRTC error: RobotClient.dial wraps it as cause[0] of "Failed to connect via all methods"
+ * (after WebRTC it tries direct gRPC, which refuses hosts without "local" in the name). */
 const webrtcError = (err: unknown): unknown => {
   const cause = (err as { cause?: unknown }).cause;
   return Array.isArray(cause) ? cause[0] : err;
@@ -101,11 +104,12 @@ describe("Viam TypeScript SDK against the signaling server", () => {
 
     const client = await dialWhenAnswering(host);
     try {
-      expect(client.isConnected()).toBe(true);
+      const pc = client.peerConnection!;
+      expect(pc.connectionState).toBe("connected");
+      expect(["connected", "completed"]).toContain(pc.iceConnectionState);
       const call = await answerer.nextCall();
       await call.dataOpen; // the SDK resolved on its side of `data`; the host side is open too
 
-      const pc = client.peerConnection!;
       const channel = pc.createDataChannel("echo");
       channel.binaryType = "arraybuffer";
       await opened(channel);

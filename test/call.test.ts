@@ -1,0 +1,119 @@
+import { Code } from "@connectrpc/connect";
+import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { CALL_RETENTION_MS, MAX_QUEUED_SIGNALS } from "../worker/limits";
+
+let seq = 0;
+/** A call from alice to a fresh host, taken by that host: the state every test starts from. */
+async function claimedCall() {
+  const host = `callee-${Date.now().toString(36)}-${seq++}`;
+  const id = crypto.randomUUID();
+  // An answerer that polled once counts as online for its lease.
+  await env.HOSTS.getByName(host).next(crypto.randomUUID(), "voice", 1);
+  const call = env.CALLS.getByName(id);
+  const started = await call.start(id, { host, caller: { identity: "alice", door: "viam" }, sdp: "offer",
+    disableTrickle: false, deadline: Date.now() + 10_000 });
+  expect(started.ok).toBe(true);
+  expect((await call.claim({ identity: host, door: "voice" })).ok).toBe(true);
+  return { id, host, call };
+}
+
+const ice = (n: number) => ({ candidate: `candidate:${n}`, sdpMid: "0", sdpMLineIndex: 0 });
+
+describe("call object", () => {
+  it("hands the offer to the claimed callee, then the caller's candidates in order", async () => {
+    const { host, call } = await claimedCall();
+    for (let i = 0; i < 3; i++) await call.candidate("caller", "alice", ice(i));
+    const pulled = await call.pull("callee", host, 0, 0);
+    if (!pulled.ok) throw new Error(pulled.message);
+    expect(pulled.value.signals.map((s) => s.signal)).toEqual([
+      expect.objectContaining({ kind: "offer", sdp: "offer" }),
+      { kind: "candidate", candidate: ice(0) },
+      { kind: "candidate", candidate: ice(1) },
+      { kind: "candidate", candidate: ice(2) },
+    ]);
+  });
+
+  it("gives each signal exactly once to a reader that resumes from its cursor", async () => {
+    const { host, call } = await claimedCall();
+    await call.candidate("caller", "alice", ice(1));
+    const first = await call.pull("callee", host, 0, 0);
+    if (!first.ok) throw new Error(first.message);
+    const cursor = first.value.signals.at(-1)!.seq + 1;
+    await call.candidate("caller", "alice", ice(2));
+    const second = await call.pull("callee", host, cursor, 0);
+    if (!second.ok) throw new Error(second.message);
+    expect(second.value.signals.map((s) => s.signal)).toEqual([{ kind: "candidate", candidate: ice(2) }]);
+  });
+
+  it("refuses a second answerer with failed_precondition", async () => {
+    const { host, call } = await claimedCall();
+    const again = await call.claim({ identity: host, door: "viam" });
+    expect(again).toMatchObject({ ok: false, code: Code.FailedPrecondition });
+  });
+
+  it("refuses a second answer and an answer from someone else", async () => {
+    const { host, call } = await claimedCall();
+    expect((await call.answer(host, "answer")).ok).toBe(true);
+    expect(await call.answer(host, "answer-2")).toMatchObject({ ok: false, code: Code.FailedPrecondition });
+    expect(await call.answer("mallory", "answer")).toMatchObject({ ok: false, code: Code.PermissionDenied });
+  });
+
+  it("bounds the signals queued for a side with resource_exhausted", async () => {
+    const { host, call } = await claimedCall();
+    await call.answer(host, "answer");
+    // The offer already waits for the callee; fill the rest of its queue with candidates.
+    for (let i = 1; i < MAX_QUEUED_SIGNALS; i++) {
+      const r = await call.candidate("caller", "alice", ice(i));
+      if (!r.ok) throw new Error(`candidate ${i}: ${r.message}`);
+    }
+    expect(await call.candidate("caller", "alice", ice(0))).toMatchObject({ ok: false, code: Code.ResourceExhausted });
+  });
+
+  it("ends the call and tells the caller when queued signals expire uncollected", async () => {
+    const { host, call } = await claimedCall();
+    await call.answer(host, "answer");
+    await call.candidate("caller", "alice", ice(7));
+    await runInDurableObject(call, (_o, state) => {
+      state.storage.sql.exec("UPDATE signals SET expires_at = 0 WHERE recipient = 'callee'");
+    });
+    expect(await runDurableObjectAlarm(call)).toBe(true);
+    const pulled = await call.pull("caller", "alice", 0, 0);
+    if (!pulled.ok) throw new Error(pulled.message);
+    expect(pulled.value.signals.map((s) => s.signal)).toEqual([
+      { kind: "answer", sdp: "answer" },
+      expect.objectContaining({ kind: "error", code: Code.DeadlineExceeded }),
+    ]);
+    expect(pulled.value.closed).toBe(true);
+    expect((await call.history()).map((h) => h.status)).toEqual(["offered", "claimed", "answered", "timed_out"]);
+  });
+
+  it("deletes a finished call's record after the retention period", async () => {
+    const { id, call } = await claimedCall();
+    await call.hangup("caller", "alice");
+    await runInDurableObject(call, async (_o, state) => {
+      // Move the end back past the retention period.
+      const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM call_state").one();
+      const body = JSON.parse(row.body);
+      body.end.at -= CALL_RETENTION_MS + 1;
+      state.storage.sql.exec("UPDATE call_state SET body = ?", JSON.stringify(body));
+    });
+    // The object reads its state at start-up; a fresh instance sees the aged record.
+    const { abortAllDurableObjects } = await import("cloudflare:test");
+    await abortAllDurableObjects();
+    const fresh = env.CALLS.getByName(id);
+    expect(await runDurableObjectAlarm(fresh)).toBe(true);
+    expect(await fresh.summary()).toMatchObject({ ok: false, code: Code.NotFound });
+    expect(await fresh.history()).toEqual([]);
+  });
+
+  it("fails the call with not_found when its host has no answerer online", async () => {
+    const id = crypto.randomUUID();
+    const call = env.CALLS.getByName(id);
+    const started = await call.start(id, { host: `nobody-${seq++}`, caller: { identity: "alice", door: "viam" },
+      sdp: "offer", disableTrickle: false, deadline: Date.now() + 10_000 });
+    expect(started).toMatchObject({ ok: false, code: Code.NotFound });
+    expect((await call.history()).map((h) => h.status)).toEqual(["offered", "failed"]);
+  });
+});
