@@ -96,3 +96,42 @@ export async function abandon(env: Env, callId: string, side: Side, identity: st
     console.error("abandon failed", { callId, side, err: String(err) });
   }
 }
+
+/**
+ * Serves the answering side of one call on a bidi stream: `consume` applies the client's
+ * messages to the call (resolving once the client has nothing more to send) while the call's
+ * signals for the callee are translated by `emit` and yielded. Ends when the exchange is
+ * complete or the call has ended. A failure of either direction ends the call for the other
+ * party too, so a caller is never left waiting on a broken answerer.
+ */
+export async function* serveCallee<Out>(opts: {
+  env: Env;
+  callId: string;
+  identity: string;
+  consume: () => Promise<void>;
+  emit: (signal: Signal) => Out | null | Promise<Out | null>;
+}): AsyncGenerator<Out> {
+  const { env, callId, identity } = opts;
+  const stop = new AbortController();
+  const consumed = opts.consume().catch((err: unknown) => { stop.abort(err); throw err; });
+  consumed.catch(() => undefined);
+  let settled = false;
+  try {
+    for await (const signal of followCall(env, callId, "callee", identity, stop.signal)) {
+      const out = await opts.emit(signal);
+      if (out !== null) yield out;
+      if (signal.kind === "error") { settled = true; return; }
+    }
+    // The caller has nothing more to send. Unless the call is over, wait for the client to finish.
+    const summary = orThrow(await callStub(env, callId).summary());
+    if (summary.phase !== "ended") await consumed;
+    settled = true;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    if (!settled) await callStub(env, callId).fail("callee", identity, e.code, e.rawMessage);
+    settled = true;
+    throw e;
+  } finally {
+    if (!settled) await abandon(env, callId, "callee", identity);
+  }
+}

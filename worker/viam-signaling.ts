@@ -8,7 +8,7 @@ import {
   SignalingService, WebRTCConfigSchema, type AnswerRequest, type AnswerResponse,
 } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { requireActsFor, requireIdentity, tokenFrom } from "./auth";
-import { abandon, callStub, followCall, nextCall, orThrow } from "./call-streams";
+import { abandon, callStub, followCall, nextCall, orThrow, serveCallee } from "./call-streams";
 import { envOf } from "./connect-context";
 import type { Env } from "./env";
 import { iceServersFor } from "./ice-config";
@@ -160,38 +160,18 @@ export function viamSignaling(router: ConnectRouter): void {
         callId = await nextCall(env, hosts, answererId, "viam", ANSWERER_HEARTBEAT_MS);
         if (!callId && heartbeats) yield { uuid: "", stage: { case: "heartbeat", value: {} } };
       }
-      const summary = orThrow(await callStub(env, callId).summary());
-      const host = summary.host;
-
-      // The host's stages flow into the call while the caller's signals flow out to the host.
-      const stop = new AbortController();
-      let hostFinished = false;
-      const inbound = (async () => {
-        for await (const res of responses) {
-          if ((await applyAnswerResponse(env, host, callId, res)) === "finished") { hostFinished = true; return; }
-        }
-        // The host closed its side without done or error: it can send nothing more.
-        throw new ConnectError("the answering host closed its stream before done", Code.Unavailable);
-      })().catch((err: unknown) => { stop.abort(err); throw err; });
-      inbound.catch(() => undefined);
-
-      let ended = false;
-      try {
-        for await (const signal of followCall(env, callId, "callee", host, stop.signal)) {
-          yield (await toAnswerRequest(env, host, callId, signal)) as AnswerRequest;
-          if (signal.kind === "error") { ended = true; return; }
-        }
-        await inbound;
-        ended = true;
-      } catch (err) {
-        const e = ConnectError.from(err);
-        // The caller must not be left waiting on a host whose stream failed.
-        if (!ended) await callStub(env, callId).fail("callee", host, e.code, e.rawMessage);
-        ended = true;
-        throw e;
-      } finally {
-        if (!ended && !hostFinished) await abandon(env, callId, "callee", host);
-      }
+      const host = orThrow(await callStub(env, callId).summary()).host;
+      yield* serveCallee({
+        env, callId, identity: host,
+        consume: async () => {
+          for await (const res of responses) {
+            if ((await applyAnswerResponse(env, host, callId!, res)) === "finished") return;
+          }
+          // The host closed its side without done or error: it can send nothing more.
+          throw new ConnectError("the answering host closed its stream before done", Code.Unavailable);
+        },
+        emit: async (signal) => (await toAnswerRequest(env, host, callId!, signal)) as AnswerRequest,
+      });
     },
 
     async optionalWebRTCConfig(_req, ctx) {

@@ -1,0 +1,122 @@
+// Door: protocol.voice.v1.VoiceService. A Voice client is always the answering side: an open
+// Connect stream means "online to take calls"; it gets the oldest waiting call's offer, then the
+// caller's candidates, and sends back its answer and candidates. One stream carries one call.
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import type { IceCandidate, Signal as CallSignal } from "../durable-objects/call-model";
+import { VoiceService, type ClientSignal } from "../proto/gen/protocol/voice/v1/voice_pb";
+import { requireIdentity } from "./auth";
+import { abandon, callStub, nextCall, orThrow, serveCallee } from "./call-streams";
+import { envOf } from "./connect-context";
+import { ANSWERER_HEARTBEAT_MS } from "./limits";
+import { sdpFromViam, sdpToViam } from "./viam-sdp";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A Voice candidate string is either the JSON of an RTCIceCandidateInit or a bare candidate
+ * line. A bare line names no m-line; voice calls carry one audio m-line, so it is index 0
+ * (browsers refuse a candidate with neither sdpMid nor sdpMLineIndex).
+ */
+export function candidateFromVoice(text: string): IceCandidate {
+  if (text.trimStart().startsWith("{")) {
+    let init: Partial<IceCandidate>;
+    try {
+      init = JSON.parse(text) as Partial<IceCandidate>;
+    } catch {
+      throw new ConnectError("candidate is neither JSON nor a candidate line", Code.InvalidArgument);
+    }
+    if (typeof init.candidate !== "string" || init.candidate === "") {
+      throw new ConnectError("candidate JSON has no candidate", Code.InvalidArgument);
+    }
+    return {
+      candidate: init.candidate,
+      ...(typeof init.sdpMid === "string" ? { sdpMid: init.sdpMid } : {}),
+      ...(typeof init.sdpMLineIndex === "number" ? { sdpMLineIndex: init.sdpMLineIndex } : {}),
+      ...(typeof init.usernameFragment === "string" ? { usernameFragment: init.usernameFragment } : {}),
+    };
+  }
+  return { candidate: text, sdpMLineIndex: 0 };
+}
+
+export function candidateToVoice(c: IceCandidate): string {
+  return JSON.stringify(c);
+}
+
+export function voice(router: ConnectRouter): void {
+  router.service(VoiceService, {
+    async *connect(signals, ctx) {
+      const env = envOf(ctx);
+      const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
+      const only = ctx.requestHeader.get("voice-call-id") ?? undefined;
+      if (only !== undefined && !UUID.test(only)) throw new ConnectError("voice-call-id is not a call id", Code.InvalidArgument);
+      const answererId = crypto.randomUUID();
+
+      // Read the client while waiting for a call: a signal before any offer is an error, and a
+      // client that closes its side is no longer online.
+      const inbox = signals[Symbol.asyncIterator]();
+      const early = inbox.next();
+      let callId: string | null = null;
+      while (!callId) {
+        const waited = nextCall(env, [identity], answererId, "voice", ANSWERER_HEARTBEAT_MS, only?.toLowerCase());
+        const first = await Promise.race([waited.then(() => null), early]);
+        if (first) {
+          // The client spoke (or left) before any offer: stop waiting, and release any call
+          // that arrived in the same instant so its caller is told instead of left ringing.
+          await env.HOSTS.getByName(identity).leave(answererId);
+          const raced = await waited;
+          if (first.done) {
+            if (raced) await abandon(env, raced, "callee", identity);
+            return;
+          }
+          const message = `${first.value.event.case ?? "signal"} before any offer`;
+          if (raced) await callStub(env, raced).fail("callee", identity, Code.FailedPrecondition, message);
+          throw new ConnectError(message, Code.FailedPrecondition);
+        }
+        callId = await waited;
+      }
+      const call = callStub(env, callId);
+      // The answer travels back in the encoding the caller's offer came in.
+      const viamEncoded = sdpFromViam(orThrow(await call.summary()).offer) !== null;
+
+      yield* serveCallee({
+        env, callId, identity,
+        consume: async () => {
+          for (let r = await early; !r.done; r = await inbox.next()) await applyClientSignal(r.value);
+          // The client closed its side: it has no more candidates (Voice has no explicit done).
+          orThrow(await call.done("callee", identity));
+        },
+        emit: (signal: CallSignal) => {
+          switch (signal.kind) {
+            case "offer":
+              return { event: { case: "offer", value: { offer: sdpFromViam(signal.sdp) ?? signal.sdp } } };
+            case "candidate":
+              return { event: { case: "candidate", value: { candidate: candidateToVoice(signal.candidate) } } };
+            case "error":
+              throw new ConnectError(signal.message, signal.code);
+            default:
+              return null;
+          }
+        },
+      });
+
+      async function applyClientSignal(signal: ClientSignal) {
+        switch (signal.event.case) {
+          case "answer": {
+            const sdp = signal.event.value.answer;
+            if (!sdp) throw new ConnectError("answer is empty", Code.InvalidArgument);
+            orThrow(await call.answer(identity, viamEncoded && sdpFromViam(sdp) === null ? sdpToViam("answer", sdp) : sdp));
+            return;
+          }
+          case "candidate": {
+            const text = signal.event.value.candidate;
+            if (!text) throw new ConnectError("candidate is empty", Code.InvalidArgument);
+            orThrow(await call.candidate("callee", identity, candidateFromVoice(text)));
+            return;
+          }
+          default:
+            throw new ConnectError("signal carries neither an answer nor a candidate", Code.InvalidArgument);
+        }
+      }
+    },
+  });
+}
