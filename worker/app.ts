@@ -2,6 +2,7 @@
 import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
+import { audioRelay } from "./audio-relay";
 import { createRouter, mountConnect } from "./connect-mount";
 import type { AppEnv } from "./env";
 import { viamSignaling } from "./viam-signaling";
@@ -34,6 +35,8 @@ app.get("/healthz", (c) => c.json({
   version,
   services: [...new Set(router.handlers.map((h) => h.service.typeName))],
 }));
+
+app.get("/audio/:room", audioRelay);
 
 mountConnect(app, router);
 

@@ -1,3 +1,4 @@
+import type { AudioRoom } from "../durable-objects/audio-room";
 import type { CallObject } from "../durable-objects/call";
 import type { HostObject } from "../durable-objects/host";
 
@@ -5,6 +6,7 @@ import type { HostObject } from "../durable-objects/host";
 export interface Env {
   CALLS: DurableObjectNamespace<CallObject>;
   HOSTS: DurableObjectNamespace<HostObject>;
+  AUDIO_ROOMS: DurableObjectNamespace<AudioRoom>;
   /** HS256 secret for client bearer tokens (sub = identity). */
   AUTH_SECRET: string;
   /** Comma-separated STUN/TURN URLs offered to clients; default Google's public STUN. */

@@ -3,5 +3,6 @@ import { app } from "./app";
 
 export { CallObject } from "../durable-objects/call";
 export { HostObject } from "../durable-objects/host";
+export { AudioRoom } from "../durable-objects/audio-room";
 
 export default { fetch: app.fetch } satisfies ExportedHandler<import("./env").Env>;

@@ -59,3 +59,10 @@ export const MAX_ANSWER_HOSTS = 5;
 /** Lifetime of TURN credentials minted from TURN_SECRET (coturn's REST scheme). Long enough for a
  * call set-up and ICE restarts, short enough that a leaked credential is soon worthless. */
 export const TURN_CREDENTIAL_TTL_S = 3600;
+
+/** Largest binary audio frame (seed 003) the relay accepts; a larger one closes its socket with
+ * 1009. It must hold one chunk of the richest format at a sane chunk length: 100 ms of 48 kHz
+ * stereo float32 is 48 000 × 0.1 × 2 × 4 = 38 400 bytes of samples plus the 6-byte header.
+ * 64 KiB leaves headroom for that and for a handshake's optional data, and stays far below the
+ * platform's message limit, so one client cannot make the room buffer megabytes per frame. */
+export const MAX_AUDIO_FRAME_BYTES = 64 * 1024;

@@ -1,0 +1,37 @@
+// Door: the seed-003 binary audio relay, `GET /audio/:room` as a WebSocket. It checks the room
+// name and the caller's token, then hands the upgrade to the room's Durable Object, which owns
+// every socket and pairing (durable-objects/audio-room.ts).
+import { Code } from "@connectrpc/connect";
+import type { Context } from "hono";
+import { AUDIO_IDENTITY_HEADER } from "../durable-objects/audio-room";
+import type { Failure } from "../durable-objects/result";
+import { tokenFrom, verifyIdentity } from "./auth";
+import type { AppEnv } from "./env";
+import { NAME_PATTERN } from "./limits";
+
+export async function audioRelay(c: Context<AppEnv, "/audio/:room">): Promise<Response> {
+  const room = c.req.param("room");
+  if (!NAME_PATTERN.test(room)) {
+    return c.json({ code: "invalid_argument", message: "room name must be 1–128 of A-Z a-z 0-9 . _ : @ -" }, 400);
+  }
+  // Browsers cannot set headers on a WebSocket upgrade, hence `?access_token=` as well.
+  const identity = await verifyIdentity(tokenFrom(c.req.raw.headers, c.req.url), c.env.AUTH_SECRET);
+  if (!identity.ok) return refusal(c, identity);
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+    return c.json({ code: "failed_precondition", message: "this endpoint only speaks WebSocket" }, 426, { upgrade: "websocket" });
+  }
+  // The room trusts this header: overwrite whatever a client sent. The token stays here.
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(AUDIO_IDENTITY_HEADER, identity.value);
+  headers.delete("authorization");
+  const url = new URL(c.req.url);
+  url.searchParams.delete("access_token");
+  return c.env.AUDIO_ROOMS.getByName(room).fetch(new Request(url, { headers }));
+}
+
+/** Auth failures as this door reports them: the client's fault is 401, ours is 500 with no detail. */
+function refusal(c: Context<AppEnv>, failure: Failure): Response {
+  if (failure.code === Code.Unauthenticated) return c.json({ code: "unauthenticated", message: failure.message }, 401);
+  console.error("audio relay auth failed", { message: failure.message });
+  return c.json({ code: "internal", message: "internal error" }, 500);
+}
