@@ -4,13 +4,16 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { audioRelay } from "./audio-relay";
 import { createRouter, mountConnect } from "./connect-mount";
+import { connectOverWebSocket } from "./connect-websocket";
 import type { AppEnv } from "./env";
 import { viamSignaling } from "./viam-signaling";
+import { voice } from "./voice";
 import { version } from "../package.json";
 
 /** Every Connect service, registered once; the HTTP and WebSocket mounts share these handlers. */
 export function routes(router: ConnectRouter): void {
   viamSignaling(router);
+  voice(router);
 }
 
 export const router = createRouter(routes);
@@ -37,6 +40,9 @@ app.get("/healthz", (c) => c.json({
 }));
 
 app.get("/audio/:room", audioRelay);
+
+// Streaming methods over WebSocket, for browsers (see connect-websocket.ts).
+app.get("/ws/:service/:method", connectOverWebSocket(router.handlers));
 
 mountConnect(app, router);
 

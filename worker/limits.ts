@@ -33,9 +33,10 @@ export const SIGNAL_POLL_WAIT_MS = 10_000;
  * dropped by the call's alarm, and the call ends: no peer waits longer than this on a dead party. */
 export const SIGNAL_TTL_MS = 60_000;
 
-/** Undelivered signals queued for one side of a call. A trickling browser sends 5–30 candidates;
- * 256 is far above any honest client and caps the storage one call can hold. */
-export const MAX_QUEUED_SIGNALS = 256;
+/** Undelivered signals queued for one side of a call. A trickling browser sends 5–30 candidates,
+ * usually read as they come; 128 waiting at once is far above any honest client and caps the
+ * storage a call whose reader is away can hold. */
+export const MAX_QUEUED_SIGNALS = 128;
 
 /** ICE candidates one side may send in one call (honest peers send tens). */
 export const MAX_CANDIDATES_PER_SIDE = 200;

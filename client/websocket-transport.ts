@@ -1,0 +1,94 @@
+// A Connect Transport that runs streaming methods over one WebSocket each, so browsers can use
+// the generated clients for bidi methods (VoiceService.Connect, SignalingService.Answer). Unary
+// calls go to the fallback transport (e.g. connect-web's). Protocol: worker/connect-websocket.ts.
+import { fromBinary, toBinary, create, type DescMessage, type DescMethodStreaming, type MessageInitShape,
+  type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type StreamResponse, type Transport } from "@connectrpc/connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import { endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-connect";
+
+export interface WebSocketTransportOptions {
+  /** http(s) base URL of the Worker; the WebSocket URL is derived from it. */
+  baseUrl: string;
+  /** Bearer token, sent as ?access_token= (browsers cannot set WebSocket headers). */
+  token?: string | (() => string | Promise<string>);
+  /** Transport for unary methods. */
+  fallback: Transport;
+  /** WebSocket constructor; defaults to the global one (pass `ws`'s in Node < 22). */
+  WebSocket?: typeof WebSocket;
+}
+
+const HEADER_BYTES = 5;
+
+export function createWebSocketTransport(options: WebSocketTransportOptions): Transport {
+  const WS = options.WebSocket ?? globalThis.WebSocket;
+  return {
+    unary: (...args) => options.fallback.unary(...args),
+    async stream<I extends DescMessage, O extends DescMessage>(method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined, _timeoutMs: number | undefined, header: HeadersInit | undefined,
+      input: AsyncIterable<MessageInitShape<I>>): Promise<StreamResponse<I, O>> {
+      const url = new URL(`${options.baseUrl.replace(/\/$/, "")}/ws/${method.parent.typeName}/${method.name}`);
+      url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+      const token = typeof options.token === "function" ? await options.token() : options.token;
+      if (token) url.searchParams.set("access_token", token);
+      new Headers(header).forEach((value, name) => url.searchParams.set(name, value));
+
+      const socket = new WS(url.toString());
+      socket.binaryType = "arraybuffer";
+      const inbox = messageQueue(socket);
+      await new Promise<void>((resolve, reject) => {
+        socket.addEventListener("open", () => resolve(), { once: true });
+        socket.addEventListener("error", () => reject(new ConnectError("WebSocket failed to open", Code.Unavailable)), { once: true });
+      });
+      signal?.addEventListener("abort", () => socket.close(1000, "aborted"), { once: true });
+
+      // Request messages go out as they are produced; the end-stream envelope marks the end.
+      void (async () => {
+        try {
+          for await (const init of input) {
+            if (socket.readyState !== WS.OPEN) return;
+            socket.send(encodeEnvelope(0, toBinary(method.input, create(method.input, init))));
+          }
+          if (socket.readyState === WS.OPEN) socket.send(encodeEnvelope(endStreamFlag, new Uint8Array(0)));
+        } catch {
+          socket.close(1000, "request stream failed");
+        }
+      })();
+
+      async function* messages(): AsyncGenerator<MessageShape<O>> {
+        for await (const bytes of inbox) {
+          const flags = bytes[0];
+          const data = bytes.subarray(HEADER_BYTES);
+          if (flags & endStreamFlag) {
+            const end = endStreamFromJson(data);
+            if (end.error) throw end.error;
+            return;
+          }
+          yield fromBinary(method.output, data);
+        }
+        throw new ConnectError("stream closed without end-stream", Code.Unavailable);
+      }
+      return { stream: true, service: method.parent, method, header: new Headers(), trailer: new Headers(),
+        message: messages() } as StreamResponse<I, O>;
+    },
+  };
+}
+
+/** Binary messages from the socket in order; ends when the socket closes. */
+function messageQueue(socket: WebSocket): AsyncIterable<Uint8Array> {
+  const queue: Uint8Array[] = [];
+  let closed = false;
+  let wake: (() => void) | null = null;
+  socket.addEventListener("message", (e) => { queue.push(new Uint8Array(e.data as ArrayBuffer)); wake?.(); });
+  socket.addEventListener("close", () => { closed = true; wake?.(); });
+  return {
+    async *[Symbol.asyncIterator]() {
+      while (true) {
+        if (queue.length) { yield queue.shift()!; continue; }
+        if (closed) return;
+        await new Promise<void>((r) => { wake = r; });
+        wake = null;
+      }
+    },
+  };
+}
