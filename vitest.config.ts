@@ -10,7 +10,11 @@ export default defineConfig({
         // Unit and integration tests inside workerd, against the real Worker and Durable Objects.
         plugins: [cloudflareTest({
           wrangler: { configPath: "./wrangler.toml" },
-          miniflare: { bindings: { AUTH_SECRET: TEST_AUTH_SECRET } },
+          miniflare: { bindings: {
+            AUTH_SECRET: TEST_AUTH_SECRET,
+            // SIP calls ring 3 s instead of 30 s, so ring-timeout tests stay short.
+            SIP_RING_TIMEOUT_MS: "3000",
+          } },
         })],
         test: { name: "workers", include: ["test/**/*.test.ts"], exclude: ["test/e2e/**"], testTimeout: 30_000 },
       },

@@ -50,11 +50,13 @@ export interface CallState {
   candidates: Record<Side, number>;
   done: Record<Side, boolean>;
   end?: { code: Code | null; message: string; at: number; by: Side | "server" };
+  /** Door-specific data that travels with the call, opaque to these rules (a SIP call's headers). */
+  meta?: Record<string, string>;
 }
 
 export type CallEvent =
   | { type: "start"; id: string; host: string; caller: Party; sdp: string; disableTrickle: boolean;
-      deadline: number; callerToken?: string; now: number }
+      deadline: number; callerToken?: string; now: number; meta?: Record<string, string> }
   | { type: "claim"; callee: Party; now: number }
   | { type: "answer"; sdp: string; now: number }
   | { type: "candidate"; from: Side; candidate: IceCandidate; now: number }
@@ -90,6 +92,7 @@ export function step(state: CallState | undefined, event: CallEvent): Transition
       id: event.id, host: event.host, caller: event.caller, phase: "offered", offer: event.sdp,
       disableTrickle: event.disableTrickle, createdAt: event.now, offerDeadline: event.deadline,
       candidates: { caller: 0, callee: 0 }, done: { caller: false, callee: false },
+      ...(event.meta ? { meta: event.meta } : {}),
     };
     const offer: Signal = { kind: "offer", sdp: event.sdp, disableTrickle: event.disableTrickle,
       deadline: event.deadline, ...(event.callerToken ? { callerToken: event.callerToken } : {}) };

@@ -29,6 +29,7 @@ const SCHEMA = `
     side TEXT,
     detail TEXT
   );
+  CREATE TABLE IF NOT EXISTS watchers (account TEXT PRIMARY KEY);
 `;
 
 export interface StartCall {
@@ -39,6 +40,8 @@ export interface StartCall {
   callerToken?: string;
   /** Absolute ms; the answer must arrive before it. */
   deadline: number;
+  /** Door-specific data that travels with the call (a SIP call's headers). */
+  meta?: Record<string, string>;
 }
 
 export interface QueuedSignal {
@@ -68,6 +71,19 @@ export interface CallSummary {
   offer: string;
   disableTrickle: boolean;
   offerDeadline: number;
+  meta?: Record<string, string>;
+}
+
+/** What a watcher of the call (a SIP account) is told after each status change. */
+export interface CallChange {
+  id: string;
+  host: string;
+  caller: Party;
+  callee?: Party;
+  phase: CallState["phase"];
+  offerDeadline: number;
+  end?: { code: Code | null; message: string; by: Side | "server" };
+  meta?: Record<string, string>;
 }
 
 /** Signals handed out per pull: enough for a whole trickle burst, small enough for one message. */
@@ -78,6 +94,9 @@ export class CallObject extends DurableObject<Env> {
   /** Doors blocked in `pull`, woken when a signal for their side is queued. Lost on eviction,
    * which is fine: a door whose pull fails simply pulls again, and the signals are in SQLite. */
   private readonly waiters: Record<Side, Set<() => void>> = { caller: new Set(), callee: new Set() };
+  /** Notifications to watchers go out one after another, so a watcher never hears of the end
+   * before the answer that preceded it. */
+  private notified: Promise<void> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -92,7 +111,8 @@ export class CallObject extends DurableObject<Env> {
   async start(id: string, input: StartCall): Promise<Result<CallSummary>> {
     const now = Date.now();
     const started = this.apply({ type: "start", id, host: input.host, caller: input.caller, sdp: input.sdp,
-      disableTrickle: input.disableTrickle, deadline: input.deadline, callerToken: input.callerToken, now });
+      disableTrickle: input.disableTrickle, deadline: input.deadline, callerToken: input.callerToken, now,
+      meta: input.meta });
     if (!started.ok) return started;
     const queued = await this.env.HOSTS.getByName(input.host).enqueue(id, input.deadline);
     if (!queued.ok) {
@@ -155,6 +175,17 @@ export class CallObject extends DurableObject<Env> {
 
   async summary(): Promise<Result<CallSummary>> {
     return this.call ? success(summarize(this.call)) : failure(Code.NotFound, "no such call");
+  }
+
+  /**
+   * A SIP account follows the call. It has no stream open to pull signals from, so the call
+   * tells it (SipAccount.callChanged) of every status change from now on. Returns the call as it
+   * is now, so a watcher that arrives after the answer misses nothing.
+   */
+  async watch(account: string): Promise<Result<CallChange>> {
+    if (!this.call) return failure(Code.NotFound, "no such call");
+    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO watchers (account) VALUES (?)", account);
+    return success(changeOf(this.call));
   }
 
   async history(): Promise<HistoryEntry[]> {
@@ -251,12 +282,27 @@ export class CallObject extends DurableObject<Env> {
       }
     });
     this.call = state;
+    if (effects.some((e) => e.type === "status")) this.notifyWatchers(state);
     // A phase change can close a side's stream even without a new signal for it.
     for (const side of ["caller", "callee"] as const) {
       if (woken.has(side) || inboundClosed(state, side)) for (const wake of [...this.waiters[side]]) wake();
     }
     void this.scheduleAlarm();
     return success(state);
+  }
+
+  private notifyWatchers(state: CallState): void {
+    const accounts = this.ctx.storage.sql.exec<{ account: string }>("SELECT account FROM watchers").toArray();
+    if (accounts.length === 0) return;
+    const change = changeOf(state);
+    this.notified = this.notified.then(() => Promise.all(accounts.map(async ({ account }) => {
+      try {
+        await this.env.SIP_ACCOUNTS.getByName(account).callChanged(change);
+      } catch (err) {
+        console.error("call watcher notification failed", { callId: state.id, account, err: String(err) });
+      }
+    })).then(() => undefined));
+    this.ctx.waitUntil(this.notified);
   }
 
   /** One alarm covers every deadline: offer, signal TTL, maximum age and retention. */
@@ -278,7 +324,15 @@ export class CallObject extends DurableObject<Env> {
 
 function summarize(call: CallState): CallSummary {
   return { id: call.id, host: call.host, caller: call.caller, callee: call.callee, phase: call.phase,
-    offer: call.offer, disableTrickle: call.disableTrickle, offerDeadline: call.offerDeadline };
+    offer: call.offer, disableTrickle: call.disableTrickle, offerDeadline: call.offerDeadline,
+    ...(call.meta ? { meta: call.meta } : {}) };
+}
+
+function changeOf(call: CallState): CallChange {
+  return { id: call.id, host: call.host, caller: call.caller, phase: call.phase, offerDeadline: call.offerDeadline,
+    ...(call.callee ? { callee: call.callee } : {}),
+    ...(call.end ? { end: { code: call.end.code, message: call.end.message, by: call.end.by } } : {}),
+    ...(call.meta ? { meta: call.meta } : {}) };
 }
 
 export type { Door, Party, Side, Signal, IceCandidate };

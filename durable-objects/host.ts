@@ -49,6 +49,7 @@ export class HostObject extends DurableObject<Env> {
     }
     sql.exec("INSERT OR IGNORE INTO waiting (call_id, enqueued_at, deadline) VALUES (?, ?, ?)", callId, now, deadline);
     this.dispatch(now);
+    this.ringStanding(callId, now);
     await this.scheduleAlarm();
     return success(undefined);
   }
@@ -76,6 +77,19 @@ export class HostObject extends DurableObject<Env> {
         give: (callId) => { clearTimeout(timer); this.waiters.delete(answererId); resolve(callId); },
       });
     });
+  }
+
+  /**
+   * A standing answerer (a SIP account with a session, named by its account) is online without
+   * waiting in `next`: every call queued here is pushed to it (SipAccount.offered) and stays in
+   * the queue, so an answerer of another door may still take it first. The account renews this
+   * lease from its own alarm until `until`, and calls `leave` when busy or gone.
+   */
+  async stand(account: string, until: number): Promise<void> {
+    // The lease check is `last_seen > now - ANSWERER_LEASE_MS`; this last_seen makes it end at `until`.
+    this.ctx.storage.sql.exec(
+      "INSERT INTO answerers (id, door, last_seen) VALUES (?, 'sip', ?) ON CONFLICT (id) DO UPDATE SET door = 'sip', last_seen = excluded.last_seen",
+      account, until - ANSWERER_LEASE_MS);
   }
 
   /** The answerer has taken the call (or found it gone): it leaves the queue for good. */
@@ -116,6 +130,17 @@ export class HostObject extends DurableObject<Env> {
     this.purge(now);
     this.dispatch(now);
     await this.scheduleAlarm();
+  }
+
+  private ringStanding(callId: string, now: number): void {
+    const standing = this.ctx.storage.sql.exec<{ id: string }>(
+      "SELECT id FROM answerers WHERE door = 'sip' AND last_seen > ?", now - ANSWERER_LEASE_MS).toArray();
+    for (const { id } of standing) {
+      // Not awaited: the caller's start must not wait on (or fail with) the callee's account.
+      this.ctx.waitUntil(this.env.SIP_ACCOUNTS.getByName(id).offered(callId).catch((err: unknown) => {
+        console.error("ringing a standing SIP answerer failed", { callId, account: id, err: String(err) });
+      }));
+    }
   }
 
   private isOnline(now: number): boolean {

@@ -6,6 +6,7 @@ import { audioRelay } from "./audio-relay";
 import { createRouter, mountConnect } from "./connect-mount";
 import { connectOverWebSocket } from "./connect-websocket";
 import type { AppEnv } from "./env";
+import { sip } from "./sip";
 import { viamSignaling } from "./viam-signaling";
 import { voice } from "./voice";
 import { version } from "../package.json";
@@ -14,6 +15,7 @@ import { version } from "../package.json";
 export function routes(router: ConnectRouter): void {
   viamSignaling(router);
   voice(router);
+  sip(router);
 }
 
 export const router = createRouter(routes);

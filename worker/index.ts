@@ -4,5 +4,6 @@ import { app } from "./app";
 export { CallObject } from "../durable-objects/call";
 export { HostObject } from "../durable-objects/host";
 export { AudioRoom } from "../durable-objects/audio-room";
+export { SipAccount } from "../durable-objects/sip-account";
 
 export default { fetch: app.fetch } satisfies ExportedHandler<import("./env").Env>;

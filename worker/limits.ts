@@ -67,3 +67,63 @@ export const TURN_CREDENTIAL_TTL_S = 3600;
  * 64 KiB leaves headroom for that and for a handshake's optional data, and stays far below the
  * platform's message limit, so one client cannot make the room buffer megabytes per frame. */
 export const MAX_AUDIO_FRAME_BYTES = 64 * 1024;
+
+/** A SIP call rings this long before it fails (incoming_call_failed / outgoing_call_failed): the
+ * common no-answer timeout of SIP user agents and PBXs. It must stay below SIGNAL_TTL_MS, or the
+ * call object would end a still-ringing call first because nobody collected its offer. */
+export const SIP_RING_TIMEOUT_MS = 30_000;
+
+/** PBKDF2-SHA-256 iterations for SIP account passwords. workerd refuses more than 100 000; OWASP
+ * asks for more, so we take the platform's maximum (with a 16-byte random salt per account). */
+export const SIP_PBKDF2_ITERATIONS = 100_000;
+
+/** Longest SIP password accepted: far above any passphrase, and it bounds the hashing input. */
+export const MAX_SIP_PASSWORD_BYTES = 1024;
+
+/** A SIP account with a session counts as online (an answerer in its HostObject) for this long
+ * after it last renewed; its alarm renews every SIP_STANDING_RENEW_MS, so two missed renewals
+ * (an eviction, a slow alarm) still leave it online, and a vanished account drops out in minutes. */
+export const SIP_STANDING_LEASE_MS = 5 * 60 * 1000;
+export const SIP_STANDING_RENEW_MS = 2 * 60 * 1000;
+
+/** Headers a StartCall/TransferCall may carry, and their sizes. Every status of the call repeats
+ * them, so they bound each status (16 × 576 B ≈ 9 KiB) and with it the stored history. */
+export const MAX_SIP_HEADERS = 16;
+export const MAX_SIP_HEADER_KEY_BYTES = 64;
+export const MAX_SIP_HEADER_VALUE_BYTES = 512;
+
+/** Statuses kept per account (oldest dropped first). 256 worst-case statuses (~9.5 KiB each) fit
+ * in SIP_MAX_RESPONSE_BYTES, so GetSipStatusHistory can always answer with all it keeps. */
+export const MAX_SIP_STATUS_HISTORY = 256;
+export const SIP_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+
+/** WAV files one PlayWavFiles may carry, and their total size (also the most audio one account may
+ * have queued). 4 MiB is over two minutes of 16 kHz 16-bit mono; after conversion to the call's
+ * format (at most 4× larger: 16-bit mono to float32 stereo) it stays far below a Durable Object's
+ * 128 MB of memory. Past either bound: resource_exhausted. */
+export const MAX_WAV_FILES = 32;
+export const MAX_WAV_TOTAL_BYTES = 4 * 1024 * 1024;
+
+/** Converted audio one SIP account may have waiting to play: the WAV bound times the largest
+ * growth a conversion can cause (16-bit mono to float32 stereo is 4×). */
+export const MAX_SIP_QUEUED_AUDIO_BYTES = 4 * MAX_WAV_TOTAL_BYTES;
+
+/** How often a SIP caller's audio leg re-sends its handshake while the callee's socket is not yet
+ * in the call's room (user-not-found): quick enough that audio flows within half a second of the
+ * callee connecting, slow enough to cost the room two small frames a second. */
+export const SIP_AUDIO_DIAL_RETRY_MS = 500;
+
+/** After a call connects, the caller's audio leg keeps dialing this long for a callee whose audio
+ * comes up late (an auto-answering SIP account opens its leg as it answers); a callee that never
+ * joins the room (a Voice client with WebRTC media) stops costing handshakes after it. */
+export const SIP_AUDIO_DIAL_AFTER_CONNECT_MS = 30_000;
+
+/** PlayWavFiles waits this long for the call's audio to be paired before failed_precondition. */
+export const SIP_AUDIO_PAIRING_WAIT_MS = 5_000;
+
+/** Audio in one data packet when the call's chunk size does not say otherwise: 20 ms is the
+ * packetization of RTP telephony (G.711, Opus defaults), so a client's jitter buffer is used to it. */
+export const SIP_AUDIO_PACKET_MS = 20;
+
+/** A soft hangup lets queued WAV audio finish first, but never for longer than this. */
+export const SIP_SOFT_HANGUP_MAX_MS = 60_000;
