@@ -1,7 +1,7 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-import { TEST_AUTH_SECRET } from "./test/test-secret";
+import { TEST_AUTH_SECRET, TEST_LIVEKIT_API_KEY, TEST_LIVEKIT_API_SECRET } from "./test/test-secret";
 
 export default defineConfig({
   test: {
@@ -14,6 +14,8 @@ export default defineConfig({
             AUTH_SECRET: TEST_AUTH_SECRET,
             // SIP calls ring 3 s instead of 30 s, so ring-timeout tests stay short.
             SIP_RING_TIMEOUT_MS: "3000",
+            LIVEKIT_API_KEY: TEST_LIVEKIT_API_KEY,
+            LIVEKIT_API_SECRET: TEST_LIVEKIT_API_SECRET,
           } },
         })],
         test: { name: "workers", include: ["test/**/*.test.ts"], exclude: ["test/e2e/**"], testTimeout: 30_000 },

@@ -50,6 +50,10 @@ export abstract class HibernatingObject<E = unknown> extends DurableObject<E> {
     await this.onClose(ws, 1006, "", false);
   }
 
+  async alarm(): Promise<void> {
+    await this.onAlarm();
+  }
+
   /** Accepts `ws` with `this.ctx.acceptWebSocket(ws, tags)` and sets its attachment, or returns a
    * Response refusing the upgrade. */
   protected abstract onConnect(ws: WebSocket, request: Request): Response | void | Promise<Response | void>;
@@ -57,6 +61,8 @@ export abstract class HibernatingObject<E = unknown> extends DurableObject<E> {
   /** The socket closed or failed. An error may be followed by a close for the same socket, so
    * this must be idempotent. */
   protected abstract onClose(ws: WebSocket, code: number, reason: string, wasClean: boolean): void | Promise<void>;
+  /** The alarm set with `ctx.storage.setAlarm` fired. Objects that set none need not override it. */
+  protected onAlarm(): void | Promise<void> {}
 }
 
 /** Closes `ws` from the server side. A socket that is already closed (the runtime may have

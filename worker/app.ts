@@ -6,6 +6,7 @@ import { audioRelay } from "./audio-relay";
 import { createRouter, mountConnect } from "./connect-mount";
 import { connectOverWebSocket } from "./connect-websocket";
 import type { AppEnv } from "./env";
+import { liveKitSignaling } from "./livekit";
 import { sip } from "./sip";
 import { viamSignaling } from "./viam-signaling";
 import { voice } from "./voice";
@@ -45,6 +46,9 @@ app.get("/audio/:room", audioRelay);
 
 // Streaming methods over WebSocket, for browsers (see connect-websocket.ts).
 app.get("/ws/:service/:method", connectOverWebSocket(router.handlers));
+
+// LiveKit signalling (`/rtc`) for livekit-client, peer-to-peer rooms of two.
+liveKitSignaling(app);
 
 mountConnect(app, router);
 

@@ -1,6 +1,7 @@
 import type { AudioRoom } from "../durable-objects/audio-room";
 import type { CallObject } from "../durable-objects/call";
 import type { HostObject } from "../durable-objects/host";
+import type { LiveKitRoom } from "../durable-objects/livekit-room";
 import type { SipAccount } from "../durable-objects/sip-account";
 
 /** Bindings and configuration of the Worker (wrangler.toml, .dev.vars, secrets). */
@@ -8,6 +9,7 @@ export interface Env {
   CALLS: DurableObjectNamespace<CallObject>;
   HOSTS: DurableObjectNamespace<HostObject>;
   AUDIO_ROOMS: DurableObjectNamespace<AudioRoom>;
+  LIVEKIT_ROOMS: DurableObjectNamespace<LiveKitRoom>;
   SIP_ACCOUNTS: DurableObjectNamespace<SipAccount>;
   /** HS256 secret for client bearer tokens (sub = identity). */
   AUTH_SECRET: string;
@@ -16,6 +18,10 @@ export interface Env {
   /** TURN REST shared secret (coturn `static-auth-secret`); enables short-lived TURN credentials. */
   TURN_SECRET?: string;
   TURN_URLS?: string;
+  /** LiveKit API key: the `iss` of LiveKit access tokens (wrangler.toml [vars], default "devkey"). */
+  LIVEKIT_API_KEY?: string;
+  /** LiveKit API secret (a secret): HS256 key of LiveKit access tokens. */
+  LIVEKIT_API_SECRET?: string;
   /** Overrides SIP_RING_TIMEOUT_MS (worker/limits.ts) in ms; the Workers-runtime tests shorten it. */
   SIP_RING_TIMEOUT_MS?: string;
 }

@@ -127,3 +127,41 @@ export const SIP_AUDIO_PACKET_MS = 20;
 
 /** A soft hangup lets queued WAV audio finish first, but never for longer than this. */
 export const SIP_SOFT_HANGUP_MAX_MS = 60_000;
+
+/** LiveKit rooms are peer to peer: each participant's publisher connection is paired with the
+ * other's subscriber connection, which only works for two. A third is refused with JOIN_FAILURE. */
+export const LIVEKIT_MAX_PARTICIPANTS = 2;
+
+/** How long a participant alone in a LiveKit room waits for a peer before the room sends it a
+ * leave (JOIN_FAILURE). livekit-client's room.connect() resolves only once its publisher
+ * connection is connected and gives up after peerConnectionTimeout (15 s by default, counted from
+ * the JoinResponse); the leave must arrive before that to tell the app why, with 3 s to spare
+ * for latency and alarm delay. */
+export const LIVEKIT_PEER_WAIT_MS = 12_000;
+
+/** A LiveKit session whose socket closed without a leave keeps its place this long for a resume
+ * (`reconnect=1`); one the room asked to rejoin (leave RECONNECT) has as long to come back.
+ * livekit-client retries after 0, 0.3, 1.2, 2.7, 4.8 and 7 s: 20 s covers its first six tries. */
+export const LIVEKIT_RESUME_WINDOW_MS = 20_000;
+
+/** Ping cadence told to livekit-client (livekit-server's own values): it pings every 5 s and
+ * reconnects after 15 s without any message. Each ping wakes the room object: its payload is a
+ * timestamp, so no WebSocket auto-response can answer it. */
+export const LIVEKIT_PING_INTERVAL_S = 5;
+export const LIVEKIT_PING_TIMEOUT_S = 15;
+
+/** Largest LiveKit signalling frame accepted; a larger one closes its socket with 1009. An offer
+ * with audio, simulcast video and data channels is about 10 KiB of SDP. */
+export const LIVEKIT_MAX_SIGNAL_BYTES = 64 * 1024;
+
+/** Tracks one LiveKit participant may publish (microphone, camera, screen and screen audio are
+ * four); bounds what a room stores per participant. */
+export const LIVEKIT_MAX_TRACKS_PER_PARTICIPANT = 8;
+
+/** Publisher ICE candidates kept for a participant still waiting for a peer, handed over when one
+ * joins. A browser gathers a few per network interface; 64 is far above that. */
+export const LIVEKIT_MAX_PARKED_CANDIDATES = 64;
+
+/** Clock skew tolerated on a LiveKit token's nbf: livekit-server-sdk stamps nbf = now on the
+ * minting host, whose clock may run ahead of the edge's. livekit-server allows one minute too. */
+export const LIVEKIT_TOKEN_NBF_LEEWAY_S = 60;

@@ -1,0 +1,68 @@
+// Door: LiveKit signalling as livekit-server serves it to livekit-client, for peer-to-peer rooms
+// of two. It checks the token and hands the WebSocket to the room's Durable Object
+// (durable-objects/livekit-room.ts), which owns every session and the relay.
+//
+// livekit-client 2.x first tries `/rtc/v1` (one peer connection per client, always the offerer:
+// two such clients cannot be joined without a media server). When that upgrade fails it asks
+// `/rtc/v1/validate`; a 404 there makes it fall back to `/rtc`, the two-connection protocol a
+// relay can pair. So v1 is refused exactly that way, and an unmodified client with default
+// options ends up on `/rtc`.
+import { Code } from "@connectrpc/connect";
+import type { Context, Hono } from "hono";
+import { LIVEKIT_GRANT_HEADER } from "../durable-objects/livekit-room";
+import type { Failure } from "../durable-objects/result";
+import { tokenFrom } from "./auth";
+import type { AppEnv } from "./env";
+import { verifyLiveKitToken } from "./livekit-token";
+
+/** The body of the v1 404s. livekit-client falls back to `/rtc` on a v1 validate 404 unless the
+ * body contains "requested room does not exist". */
+const V1_REFUSAL = "v1 signalling is not supported: peer-to-peer rooms use /rtc";
+
+export function liveKitSignaling(app: Hono<AppEnv>): void {
+  app.get("/rtc", rtc);
+  app.get("/rtc/validate", validate);
+  app.get("/rtc/v1", (c) => c.text(V1_REFUSAL, 404));
+  app.get("/rtc/v1/validate", validateV1);
+}
+
+async function rtc(c: Context<AppEnv>): Promise<Response> {
+  const grant = await grantOf(c);
+  if (!grant.ok) return refusal(c, grant);
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+    return c.text("this endpoint only speaks WebSocket", 426, { upgrade: "websocket" });
+  }
+  // The room trusts this header: overwrite whatever a client sent. The token stays here.
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(LIVEKIT_GRANT_HEADER, JSON.stringify(grant.value));
+  headers.delete("authorization");
+  const url = new URL(c.req.url);
+  url.searchParams.delete("access_token");
+  return c.env.LIVEKIT_ROOMS.getByName(grant.value.room).fetch(new Request(url, { headers }));
+}
+
+/** Asked by the client after a failed `/rtc` upgrade, to learn why; livekit-server's answer. */
+async function validate(c: Context<AppEnv>): Promise<Response> {
+  const grant = await grantOf(c);
+  return grant.ok ? c.text("success") : refusal(c, grant);
+}
+
+async function validateV1(c: Context<AppEnv>): Promise<Response> {
+  const grant = await grantOf(c);
+  // A bad token is reported as such: the client then fails with NotAllowed instead of falling back.
+  if (!grant.ok) return refusal(c, grant);
+  return c.text(V1_REFUSAL, 404);
+}
+
+function grantOf(c: Context<AppEnv>) {
+  return verifyLiveKitToken(tokenFrom(c.req.raw.headers, c.req.url), c.env.LIVEKIT_API_KEY, c.env.LIVEKIT_API_SECRET);
+}
+
+/** Token failures as livekit-server reports them: plain text, which livekit-client shows in its
+ * ConnectionError. Never a 404 here (the client would retry `/rtc` forever); ours is a 500. */
+function refusal(c: Context<AppEnv>, failure: Failure): Response {
+  if (failure.code === Code.Unauthenticated) return c.text(failure.message, 401);
+  if (failure.code === Code.PermissionDenied) return c.text(failure.message, 403);
+  console.error("livekit token check failed", { message: failure.message });
+  return c.text("internal error", 500);
+}
