@@ -8,11 +8,16 @@ import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 
 export const E2E_AUTH_SECRET = "e2e-secret";
+/** LiveKit API key (wrangler.toml [vars]) and the secret the e2e tokens are signed with. */
+export const E2E_LIVEKIT_API_KEY = "devkey";
+export const E2E_LIVEKIT_API_SECRET = "e2e-livekit-secret-e2e-livekit-secret";
 
 declare module "vitest" {
   export interface ProvidedContext {
     baseUrl: string;
     authSecret: string;
+    livekitApiKey: string;
+    livekitApiSecret: string;
   }
 }
 
@@ -46,6 +51,7 @@ export default async function setup(project: TestProject) {
   let output = "";
   const child = spawn("npx", ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1",
     "--persist-to", persist, "--var", `AUTH_SECRET:${E2E_AUTH_SECRET}`, "--var", "DEV_TOKENS:1",
+    "--var", `LIVEKIT_API_KEY:${E2E_LIVEKIT_API_KEY}`, "--var", `LIVEKIT_API_SECRET:${E2E_LIVEKIT_API_SECRET}`,
     "--show-interactive-dev-session=false"],
     // Own process group, so teardown stops wrangler and its workerd children, not just npx.
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" }, detached: true });
@@ -55,6 +61,8 @@ export default async function setup(project: TestProject) {
   await waitForHealth(baseUrl, child, () => output);
   project.provide("baseUrl", baseUrl);
   project.provide("authSecret", E2E_AUTH_SECRET);
+  project.provide("livekitApiKey", E2E_LIVEKIT_API_KEY);
+  project.provide("livekitApiSecret", E2E_LIVEKIT_API_SECRET);
   return async () => {
     try { process.kill(-child.pid!, "SIGTERM"); } catch { /* already gone */ }
     await new Promise((r) => setTimeout(r, 500));
