@@ -1,14 +1,17 @@
 // The ondewo.sip.Sip door through the real Worker, SipAccount, CallObject, HostObject and AudioRoom
 // objects, with the generated Connect client. vitest.config.ts sets the ring timeout to 3 s.
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { encodeWaveFromBuffer, SampleFormat as WaveFormat } from "@echogarden/wave-codec";
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { Sip, SipStatus_StatusType as S, type SipStatus } from "../proto/gen/ondewo/sip/sip_pb";
+import { SignalingService } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
+import { ClientSignalSchema, VoiceService } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { AudioMessageType, decode, encode } from "../worker/audio-codec";
 import { MAX_WAV_FILES, MAX_WAV_TOTAL_BYTES, SIP_PBKDF2_ITERATIONS } from "../worker/limits";
-import { clientFor } from "./connect-clients";
+import { clientFor, pushable } from "./connect-clients";
 import { tokenFor } from "./tokens";
 
 type SipClient = Client<typeof Sip>;
@@ -451,5 +454,37 @@ describe("Sip: audio", () => {
     await alice.sip.unMute({});
     expect((await alice.sip.getSipStatus({})).headers.muted).toBe("false");
     await alice.sip.endCall({ hardHangup: true });
+  });
+});
+
+describe("Sip: calls through other doors", () => {
+  it("connects a SIP call that the callee answers on a Voice stream", async () => {
+    const alice = await withSession("alice");
+    const bob = uniqueName("bob");
+    const outbox = pushable<MessageInitShape<typeof ClientSignalSchema>>();
+    const voice = clientFor(VoiceService, { authorization: `Bearer ${await tokenFor(bob)}` }).connect(outbox)[Symbol.asyncIterator]();
+    for (let i = 0; i < 100 && !(await env.HOSTS.getByName(bob).status()).online; i++) await new Promise((r) => setTimeout(r, 20));
+    await alice.sip.startCall({ calleeId: bob, headers: {} });
+    const offer = await voice.next();
+    expect(offer.value?.event.case).toBe("offer");
+    outbox.push({ event: { case: "answer", value: { answer: "v=0\r\nanswer\r\n" } } });
+    await waitForStatus(alice.sip, S.outgoing_call_connected);
+    await alice.sip.endCall({ hardHangup: true });
+    outbox.close();
+    while (!(await voice.next()).done) { /* the stream ends once the call has */ }
+  });
+
+  it("rings a SIP account for a call placed through the Viam door, and auto-answers it", async () => {
+    const bob = await withSession("bob", 1);
+    const caller = uniqueName("viam-caller");
+    const viam = clientFor(SignalingService, { authorization: `Bearer ${await tokenFor(caller)}`, "rpc-host": bob.name });
+    const responses = viam.call({ sdp: "v=0\r\noffer\r\n" })[Symbol.asyncIterator]();
+    const ringing = await waitForStatus(bob.sip, S.incoming_call_initiated);
+    expect(ringing.calleeId).toBe(caller);
+    const init = await responses.next();
+    expect(init.value?.stage.case).toBe("init");
+    await waitForStatus(bob.sip, S.incoming_call_connected);
+    await bob.sip.endCall({ hardHangup: true });
+    while (!(await responses.next()).done) { /* ends OK after the hang-up */ }
   });
 });
