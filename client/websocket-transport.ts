@@ -19,6 +19,8 @@ export interface WebSocketTransportOptions {
 }
 
 const HEADER_BYTES = 5;
+/** Flag of the envelope carrying the handler's own response headers (worker/connect-websocket.ts). */
+const RESPONSE_HEADERS_FLAG = 0b0100_0000;
 
 export function createWebSocketTransport(options: WebSocketTransportOptions): Transport {
   const WS = options.WebSocket ?? globalThis.WebSocket;
@@ -35,7 +37,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
 
       const socket = new WS(url.toString());
       socket.binaryType = "arraybuffer";
-      const inbox = messageQueue(socket);
+      const inbox = messageQueue(socket)[Symbol.asyncIterator]();
       await new Promise<void>((resolve, reject) => {
         socket.addEventListener("open", () => resolve(), { once: true });
         socket.addEventListener("error", () => reject(new ConnectError("WebSocket failed to open", Code.Unavailable)), { once: true });
@@ -55,8 +57,19 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
         }
       })();
 
+      // As over HTTP, the response starts with its headers: wait for the first envelope, which
+      // carries them if the handler set any (else it is already a message or the end).
+      const responseHeader = new Headers();
+      let first: IteratorResult<Uint8Array> | null = await inbox.next();
+      if (!first.done && first.value[0] === RESPONSE_HEADERS_FLAG) {
+        const own = JSON.parse(new TextDecoder().decode(first.value.subarray(HEADER_BYTES))) as Record<string, string>;
+        for (const [name, value] of Object.entries(own)) responseHeader.set(name, value);
+        first = null;
+      }
+
       async function* messages(): AsyncGenerator<MessageShape<O>> {
-        for await (const bytes of inbox) {
+        for (let r = first ?? await inbox.next(); !r.done; r = await inbox.next()) {
+          const bytes = r.value;
           const flags = bytes[0];
           const data = bytes.subarray(HEADER_BYTES);
           if (flags & endStreamFlag) {
@@ -68,7 +81,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
         }
         throw new ConnectError("stream closed without end-stream", Code.Unavailable);
       }
-      return { stream: true, service: method.parent, method, header: new Headers(), trailer: new Headers(),
+      return { stream: true, service: method.parent, method, header: responseHeader, trailer: new Headers(),
         message: messages() } as StreamResponse<I, O>;
     },
   };

@@ -123,6 +123,21 @@ describe("VoiceService.Connect", () => {
     expect(await specific.next()).toMatchObject({ event: { case: "offer", value: { offer: "targeted" } } });
   });
 
+  it("tells the client which call it took in the voice-call-id response header", async () => {
+    const bob = uniqueName("bob");
+    let header: Headers | undefined;
+    const outbox = pushable<ClientInit>();
+    const signals = clientFor(VoiceService, { authorization: `Bearer ${await tokenFor(bob)}` })
+      .connect(outbox, { onHeader: (h) => { header = h; } })[Symbol.asyncIterator]();
+    const offered = signals.next();
+    await waitOnline(bob);
+    const responses = (await viamCaller("alice", bob)).call({ sdp: "offer" })[Symbol.asyncIterator]();
+    await offered;
+    outbox.push({ event: { case: "answer", value: { answer: "answer" } } });
+    const { uuid } = (await responses.next()).value!;
+    expect(header?.get("voice-call-id")).toBe(uuid);
+  });
+
   it("rejects a second answer with failed_precondition and tells the Viam caller", async () => {
     const bob = uniqueName("bob");
     const voice = await openVoice(bob);

@@ -3,8 +3,10 @@ import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { audioRelay } from "./audio-relay";
+import { callHistory, hangUpCall } from "./call-http";
 import { createRouter, mountConnect } from "./connect-mount";
 import { connectOverWebSocket } from "./connect-websocket";
+import { devToken } from "./dev-tokens";
 import type { AppEnv } from "./env";
 import { liveKitSignaling } from "./livekit";
 import { sip } from "./sip";
@@ -43,6 +45,12 @@ app.get("/healthz", (c) => c.json({
 }));
 
 app.get("/audio/:room", audioRelay);
+
+app.get("/calls/:id/history", callHistory);
+app.post("/calls/:id/hangup", hangUpCall);
+
+// Dev-only (DEV_TOKENS=1): tokens for the demo page at `/` (public/, built from web/).
+app.post("/dev/token", devToken);
 
 // Streaming methods over WebSocket, for browsers (see connect-websocket.ts).
 app.get("/ws/:service/:method", connectOverWebSocket(router.handlers));

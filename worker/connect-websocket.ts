@@ -9,6 +9,8 @@
 //   The client sends request messages (flags 0) and one empty end-stream envelope (flags 2) when
 //   it has nothing more to send. The server sends response messages and, last, the Connect
 //   end-stream envelope (JSON, with the error if any), then closes with 1000.
+// - Response headers a handler set itself (Voice's voice-call-id) come first, in one envelope with
+//   flags 0x40 (no Connect flag) holding a JSON object; it is sent only when there are such headers.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createEnvelopeReadableStream, encodeEnvelope, type UniversalHandler } from "@connectrpc/connect/protocol";
 import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-connect";
@@ -21,6 +23,11 @@ import { MAX_RPC_MESSAGE_BYTES } from "./limits";
 const FORWARDED_PARAMS = ["rpc-host", "voice-call-id", "heartbeats-allowed", "connect-timeout-ms"];
 
 const ENVELOPE_HEADER_BYTES = 5;
+
+/** Flag of the envelope carrying response headers (client/websocket-transport.ts reads it). */
+const RESPONSE_HEADERS_FLAG = 0b0100_0000;
+/** Headers about the Connect protocol itself stay on this side; the rest reach the client. */
+const PROTOCOL_HEADER = /^(content-type|content-encoding|connect-.*|grpc-.*)$/i;
 
 export function connectOverWebSocket(handlers: UniversalHandler[]) {
   const streaming = new Map(handlers
@@ -54,6 +61,10 @@ export function connectOverWebSocket(handlers: UniversalHandler[]) {
       if (res.status !== 200 || !res.body) {
         sendEnd(socket, new ConnectError(`HTTP ${res.status}`, res.status === 415 ? Code.Internal : Code.Unknown));
         return;
+      }
+      const own = [...new Headers(res.header)].filter(([name]) => !PROTOCOL_HEADER.test(name));
+      if (own.length && socket.readyState === WebSocket.OPEN) {
+        socket.send(encodeEnvelope(RESPONSE_HEADERS_FLAG, new TextEncoder().encode(JSON.stringify(Object.fromEntries(own)))));
       }
       const chunks = res.body[Symbol.asyncIterator]();
       const envelopes = createEnvelopeReadableStream(new ReadableStream<Uint8Array>({

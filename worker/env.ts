@@ -22,6 +22,9 @@ export interface Env {
   LIVEKIT_API_KEY?: string;
   /** LiveKit API secret (a secret): HS256 key of LiveKit access tokens. */
   LIVEKIT_API_SECRET?: string;
+  /** "1" enables `POST /dev/token` (worker/dev-tokens.ts): tokens for any identity, for local demos
+   * and e2e tests only. Never set it in production. */
+  DEV_TOKENS?: string;
   /** Overrides SIP_RING_TIMEOUT_MS (worker/limits.ts) in ms; the Workers-runtime tests shorten it. */
   SIP_RING_TIMEOUT_MS?: string;
 }

@@ -61,6 +61,10 @@ export const MAX_ANSWER_HOSTS = 5;
  * call set-up and ICE restarts, short enough that a leaked credential is soon worthless. */
 export const TURN_CREDENTIAL_TTL_S = 3600;
 
+/** Lifetime of a token from `POST /dev/token` (DEV_TOKENS=1 only): as `npm run token`'s default,
+ * an hour covers a demo session, and a token copied out of a dev page soon stops working. */
+export const DEV_TOKEN_TTL_S = 3600;
+
 /** Largest binary audio frame (seed 003) the relay accepts; a larger one closes its socket with
  * 1009. It must hold one chunk of the richest format at a sane chunk length: 100 ms of 48 kHz
  * stereo float32 is 48 000 × 0.1 × 2 × 4 = 38 400 bytes of samples plus the 6-byte header.

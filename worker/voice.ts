@@ -12,6 +12,9 @@ import { sdpFromViam, sdpToViam } from "./viam-sdp";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Request: answer only this call. Response: the call this stream took. */
+export const VOICE_CALL_ID_HEADER = "voice-call-id";
+
 /**
  * A Voice candidate string is either the JSON of an RTCIceCandidateInit or a bare candidate
  * line. A bare line names no m-line; voice calls carry one audio m-line, so it is index 0
@@ -47,7 +50,7 @@ export function voice(router: ConnectRouter): void {
     async *connect(signals, ctx) {
       const env = envOf(ctx);
       const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
-      const only = ctx.requestHeader.get("voice-call-id") ?? undefined;
+      const only = ctx.requestHeader.get(VOICE_CALL_ID_HEADER) ?? undefined;
       if (only !== undefined && !UUID.test(only)) throw new ConnectError("voice-call-id is not a call id", Code.InvalidArgument);
       const answererId = crypto.randomUUID();
 
@@ -74,6 +77,9 @@ export function voice(router: ConnectRouter): void {
         }
         callId = await waited;
       }
+      // Tells the client which call it took (for `GET /calls/:id/history`, `POST /calls/:id/hangup`):
+      // the header that binds a stream to a call, sent back with the offer.
+      ctx.responseHeader.set(VOICE_CALL_ID_HEADER, callId);
       const call = callStub(env, callId);
       // The answer travels back in the encoding the caller's offer came in.
       const viamEncoded = sdpFromViam(orThrow(await call.summary()).offer) !== null;

@@ -73,6 +73,31 @@ describe("Connect bidi over WebSocket", () => {
     expect((await signals.next()).done).toBe(true);
   });
 
+  it("hands the Voice stream's response headers (voice-call-id) to the generated client's onHeader", async () => {
+    const bob = unique("bob");
+    const callee = await clients(bob, bob);
+    let header: Headers | undefined;
+    const outbox = pushable<{ event: { case: "answer"; value: { answer: string } } }>();
+    const signals = createClient(VoiceService, callee.ws)
+      .connect(outbox, { onHeader: (h) => { header = h; } })[Symbol.asyncIterator]();
+    const offer = signals.next();
+    const caller = await clients("alice", bob);
+    const signaling = createClient(SignalingService, caller.http);
+    // As above: retry the Call until the answerer has registered.
+    let first = signaling.call({ sdp: "plain-offer" }, { headers: caller.headers })[Symbol.asyncIterator]().next();
+    for (let i = 0; ; i++) {
+      const outcome = await Promise.race([offer.then(() => "offer"), first.then(() => "response", (e: unknown) => e)]);
+      if (outcome === "offer") break;
+      if (ConnectError.from(outcome).code !== Code.NotFound || i > 50) throw outcome;
+      await new Promise((r) => setTimeout(r, 50));
+      first = signaling.call({ sdp: "plain-offer" }, { headers: caller.headers })[Symbol.asyncIterator]().next();
+    }
+    await offer;
+    outbox.push({ event: { case: "answer", value: { answer: "plain-answer" } } });
+    expect(header?.get("voice-call-id")).toBe((await first).value!.uuid);
+    outbox.close();
+  });
+
   it("reports a failed stream with the server's Connect code", async () => {
     const alice = await clients("alice", "someone-else");
     const signaling = createClient(SignalingService, alice.ws);
