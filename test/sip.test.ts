@@ -1,7 +1,9 @@
 // The ondewo.sip.Sip door through the real Worker, SipAccount, CallObject, HostObject and AudioRoom
 // objects, with the generated Connect client. vitest.config.ts sets the ring timeout to 3 s.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createFetchClient } from "@connectrpc/connect/protocol";
+import { createTransport } from "@connectrpc/connect/protocol-connect";
 import { encodeWaveFromBuffer, SampleFormat as WaveFormat } from "@echogarden/wave-codec";
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
@@ -421,9 +423,18 @@ describe("Sip: audio", () => {
   });
 
   it("refuses WAV files larger than allowed in total with resource_exhausted", async () => {
-    const { sip } = await withSession("large");
+    // Two files of 2 MiB of samples plus their headers: just over the bound, within the read limit.
+    // The shared test client refuses to send more than 1 MiB, so this one is built with room for it.
+    const { name } = await withSession("large-sender");
+    const roomy = createClient(Sip, createTransport({
+      httpClient: createFetchClient((req) => exports.default.fetch(req)), baseUrl: "http://worker.test",
+      useBinaryFormat: true, interceptors: [(next) => (req) => { req.header.set("authorization", basic(name, `pw of ${name}`)); return next(req); }],
+      acceptCompression: [], sendCompression: null, compressMinBytes: 1024, readMaxBytes: 1 << 20, writeMaxBytes: 8 << 20,
+    }));
     const half = wav16k(MAX_WAV_TOTAL_BYTES / 4);
-    expect(await codeOf(sip.playWavFiles({ wavFiles: [half, half, half] }))).toBe(Code.ResourceExhausted);
+    const err = await errorOf(roomy.playWavFiles({ wavFiles: [half, half] }));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.rawMessage).toContain(`at most ${MAX_WAV_TOTAL_BYTES}`);
   });
 
   it("refuses PlayWavFiles without a connected call with failed_precondition", async () => {
