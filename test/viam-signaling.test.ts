@@ -206,6 +206,18 @@ describe("Viam SignalingService", () => {
     expect(stage?.stage.value).toMatchObject({ status: { code: Code.DeadlineExceeded } });
   }, 20_000);
 
+  it("sends heartbeat stages every 15 s to a waiting host that allows them, and none to one that does not", async () => {
+    const withBeats = await openAnswerer(uniqueHost(), { "heartbeats-allowed": "true" });
+    const without = await openAnswerer(uniqueHost());
+    const silent = without.next();
+    const started = Date.now();
+    const beat = await withBeats.next();
+    expect(beat?.stage.case).toBe("heartbeat");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(14_000);
+    const outcome = await Promise.race([silent.then(() => "message"), new Promise((r) => setTimeout(() => r("quiet"), 500))]);
+    expect(outcome).toBe("quiet");
+  }, 25_000);
+
   it("answers CallUpdate for an unknown uuid with not_found and a malformed one with invalid_argument", async () => {
     const caller = await signaling("alice", uniqueHost());
     expect(await codeOf(caller.callUpdate({ uuid: crypto.randomUUID(), update: { case: "done", value: true } })))

@@ -37,7 +37,7 @@ async function waitForHealth(url: string, child: ChildProcess, log: () => string
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${log()}`);
     try {
-      const res = await fetch(`${url}/healthz`);
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
       if (res.ok) return;
     } catch { /* not up yet */ }
     await new Promise((r) => setTimeout(r, 250));
