@@ -11,6 +11,11 @@ import { VoiceService, type ClientSignalSchema, type Signal } from "../proto/gen
 
 type ClientSignalInit = MessageInitShape<typeof ClientSignalSchema>;
 
+/** How long a Call to a callee that is not online is retried before the page says so, and how
+ * often: long enough to cover a Voice callee reopening its stream, short enough to feel immediate. */
+const NOT_ONLINE_GRACE_MS = 1_500;
+const NOT_ONLINE_RETRY_MS = 250;
+
 const http = createConnectTransport({ baseUrl: location.origin, useBinaryFormat: true });
 const signaling = createClient(SignalingService, http);
 
@@ -135,8 +140,7 @@ export class WebRtcCall {
     };
     await this.pc.setLocalDescription(await this.pc.createOffer());
     let answered = false;
-    const responses = signaling.call({ sdp: this.pc.localDescription!.sdp }, { headers, signal: this.stop.signal });
-    for await (const res of responses) {
+    for await (const res of this.callWhenOnline(headers)) {
       if (!this.callId) {
         this.callId = res.uuid;
         this.events.onCallId(res.uuid);
@@ -151,6 +155,28 @@ export class WebRtcCall {
     }
     if (!answered) throw new ConnectError(`${callee} ended the call before answering`, Code.Aborted);
     await updates;
+  }
+
+  /**
+   * The Call stream, retried while the server says the callee is not online, for a moment: a
+   * Voice callee reopens its stream after every call (one stream carries one call), so a callee
+   * that just finished a call, or just went online, is briefly not listening.
+   */
+  private async *callWhenOnline(headers: Record<string, string>) {
+    const giveUpAt = Date.now() + NOT_ONLINE_GRACE_MS;
+    while (true) {
+      let responded = false;
+      try {
+        for await (const res of signaling.call({ sdp: this.pc.localDescription!.sdp }, { headers, signal: this.stop.signal })) {
+          responded = true;
+          yield res;
+        }
+        return;
+      } catch (err) {
+        if (responded || ConnectError.from(err).code !== Code.NotFound || Date.now() >= giveUpAt) throw err;
+      }
+      await new Promise((r) => setTimeout(r, NOT_ONLINE_RETRY_MS));
+    }
   }
 
   private async answer(offer: string, signals: AsyncIterator<Signal>, outbox: Pushable<ClientSignalInit>): Promise<void> {
