@@ -20,6 +20,9 @@
 //   leave{RECONNECT}, and pairs afresh. Alone, it stays as it is: the app sees its peer leave.
 // - A socket that closes without a leave keeps its place for LIVEKIT_RESUME_WINDOW_MS, for a
 //   resume (`reconnect=1`) whose ICE-restart offer relays like any other.
+// - A rejoin (same identity again, or one that left moments ago) is paired only
+//   LIVEKIT_RESTART_SETTLE_MS after its join, to stay clear of a livekit-client race (see
+//   `pairUnpaired`).
 import { create } from "@bufbuild/protobuf";
 import {
   DisconnectReason, ParticipantInfo_State, ParticipantInfoSchema, ParticipantPermissionSchema, RoomSchema,
@@ -38,7 +41,7 @@ import { mediaSections, rewriteMsid } from "../worker/livekit-sdp";
 import type { LiveKitGrant } from "../worker/livekit-token";
 import {
   LIVEKIT_MAX_PARKED_CANDIDATES, LIVEKIT_MAX_PARTICIPANTS, LIVEKIT_MAX_TRACKS_PER_PARTICIPANT, LIVEKIT_PEER_WAIT_MS,
-  LIVEKIT_PING_INTERVAL_S, LIVEKIT_PING_TIMEOUT_S, LIVEKIT_RESUME_WINDOW_MS,
+  LIVEKIT_PING_INTERVAL_S, LIVEKIT_PING_TIMEOUT_S, LIVEKIT_RESTART_SETTLE_MS, LIVEKIT_RESUME_WINDOW_MS,
 } from "../worker/limits";
 
 /** The livekit-server version the JoinResponse reports. livekit-client refuses a server without
@@ -107,6 +110,8 @@ export interface Session {
   restarting?: true;
   /** ms; alone until then, it is told JOIN_FAILURE and removed. */
   waitUntil?: number;
+  /** ms; a rejoin (restart) is paired no sooner than this: see LIVEKIT_RESTART_SETTLE_MS. */
+  settleUntil?: number;
   /** ms; without a live socket until then (no resume, no rejoin), it is removed. */
   goneUntil?: number;
 }
@@ -119,6 +124,8 @@ export interface RoomState {
   /** ms */
   createdAt: number;
   sessions: Session[];
+  /** Identities that left lately: a join of one of them until `until` (ms) is a restart. */
+  departed: Array<{ identity: string; until: number }>;
 }
 
 export type RoomEvent =
@@ -142,18 +149,19 @@ export interface RoomTransition {
 }
 
 export function emptyRoom(name = ""): RoomState {
-  return { v: 1, name, sid: "", createdAt: 0, sessions: [] };
+  return { v: 1, name, sid: "", createdAt: 0, sessions: [], departed: [] };
 }
 
 /** The earliest time at which a `tick` changes something, if any. */
 export function nextDeadline(room: RoomState): number | undefined {
-  const times = room.sessions.flatMap((s) => [s.waitUntil, s.goneUntil]).filter((t): t is number => t !== undefined);
+  const times = room.sessions.flatMap((s) => [s.waitUntil, s.goneUntil, s.settleUntil]).filter((t): t is number => t !== undefined);
   return times.length ? Math.min(...times) : undefined;
 }
 
 /** One transition; `state` is never modified. */
 export function step(state: RoomState, event: RoomEvent): RoomTransition {
   const c: Step = { room: structuredClone(state), effects: [], now: event.now };
+  c.room.departed = c.room.departed.filter((d) => d.until > c.now);
   switch (event.type) {
     case "join": join(c, event); break;
     case "resume": resume(c, event); break;
@@ -186,6 +194,10 @@ function join(c: Step, e: Extract<RoomEvent, { type: "join" }>): void {
     c.room.createdAt = e.now;
   }
   c.room.name = grant.room;
+  // A client rejoins after a full reconnect: its own (it left moments ago), or the one the room
+  // asked for (it is still here, restarting), or a second device taking over.
+  const restart = existing !== undefined || c.room.departed.some((d) => d.identity === grant.identity);
+  c.room.departed = c.room.departed.filter((d) => d.identity !== grant.identity);
   if (existing) {
     // The same identity again: the rejoin the room asked for, a client's own full reconnect whose
     // leave got lost, or a second device. The newest wins, as on livekit-server; it keeps the sid,
@@ -216,9 +228,15 @@ function join(c: Step, e: Extract<RoomEvent, { type: "join" }>): void {
     tracks: [],
     candidates: [],
     waitUntil: e.now + LIVEKIT_PEER_WAIT_MS,
+    ...(restart ? { settleUntil: e.now + LIVEKIT_RESTART_SETTLE_MS } : {}),
   };
-  const others = c.room.sessions;
-  c.room.sessions = [...others, session];
+  c.room.sessions = [...c.room.sessions, session];
+  // Restarts first. A participant about to rejoin is left out of the JoinResponse (its tracks go
+  // with its old connections; it is announced when it is back) and is not told of the newcomer:
+  // its client would report the newcomer as disconnected when the restart clears its remote
+  // participants.
+  restartOrphans(c);
+  const others = c.room.sessions.filter((s) => s !== session && !s.restarting);
   send(c, session.connection!, {
     case: "join",
     value: create(JoinResponseSchema, {
@@ -235,9 +253,6 @@ function join(c: Step, e: Extract<RoomEvent, { type: "join" }>): void {
       pingTimeout: LIVEKIT_PING_TIMEOUT_S,
     }),
   });
-  // Restarts first: a participant about to restart must not hear of the newcomer, or its client
-  // reports the newcomer as disconnected when the restart clears its remote participants.
-  restartOrphans(c);
   announce(c, session);
   pairUnpaired(c);
 }
@@ -282,11 +297,14 @@ function tick(c: Step): void {
     }
   }
   restartOrphans(c);
+  pairUnpaired(c);
 }
 
 /** Removes a session for good and tells the others. */
 function depart(c: Step, session: Session, reason: DisconnectReason, closeReason = "left the room"): void {
   c.room.sessions = c.room.sessions.filter((s) => s !== session);
+  // livekit-client's full reconnect starts with this very leave; the rejoin may follow.
+  c.room.departed.push({ identity: session.identity, until: c.now + LIVEKIT_RESUME_WINDOW_MS });
   if (session.connection) close(c, session.connection, NORMAL_CLOSURE, closeReason);
   session.version++;
   const gone = participantInfo(session, ParticipantInfo_State.DISCONNECTED);
@@ -325,14 +343,23 @@ function restartOrphans(c: Step): void {
   }
 }
 
+/** Pairs two unpaired participants, once both have settled.
+ *
+ * livekit-client 2.23 reports a full reconnect done (RoomEvent.Reconnected) as soon as its new
+ * publisher connection is up, but counts the reconnect as pending until 2 s after its rejoin
+ * (minReconnectWait), and buffers participant events in between without ever emitting them:
+ * a peer's track arriving in that gap never fires TrackSubscribed, so the app never attaches its
+ * audio. A rejoining client is therefore paired only once that gap has passed. */
 function pairUnpaired(c: Step): void {
   const unpaired = c.room.sessions.filter((s) => !s.restarting && s.peerEpoch === undefined);
-  if (unpaired.length < 2) return;
+  if (unpaired.length < 2 || unpaired.some((s) => s.settleUntil !== undefined && s.settleUntil > c.now)) return;
   const [a, b] = unpaired;
   a.peerEpoch = b.epoch;
   b.peerEpoch = a.epoch;
-  delete a.waitUntil;
-  delete b.waitUntil;
+  for (const s of [a, b]) {
+    delete s.waitUntil;
+    delete s.settleUntil;
+  }
   deliverParked(c, a, b);
   deliverParked(c, b, a);
 }

@@ -18,7 +18,7 @@ import {
 import type { LiveKitGrant } from "../worker/livekit-token";
 import {
   LIVEKIT_MAX_PARKED_CANDIDATES, LIVEKIT_PEER_WAIT_MS, LIVEKIT_PING_INTERVAL_S, LIVEKIT_PING_TIMEOUT_S,
-  LIVEKIT_RESUME_WINDOW_MS,
+  LIVEKIT_RESTART_SETTLE_MS, LIVEKIT_RESUME_WINDOW_MS,
 } from "../worker/limits";
 import { ANSWER, CANDIDATE, DATA_OFFER, grantFor, MIC_CID, micOffer } from "./livekit-fixtures";
 
@@ -451,7 +451,14 @@ describe("livekit room: leaving and restarting", () => {
     expect(room.session("alice")?.restarting).toBe(true);
   });
 
-  it("pairs the rejoined participant with the newcomer and delivers the newcomer's parked offer", () => {
+  it("leaves a participant asked to rejoin out of the newcomer's JoinResponse", () => {
+    const room = pairedRoom();
+    room.send("b1", leave());
+    room.join("c1", "carol");
+    expect(room.first("c1", "join").otherParticipants).toEqual([]);
+  });
+
+  it("pairs the rejoined participant with the newcomer LIVEKIT_RESTART_SETTLE_MS after its join", () => {
     const room = pairedRoom();
     room.send("b1", leave());
     room.join("c1", "carol");
@@ -459,9 +466,28 @@ describe("livekit room: leaving and restarting", () => {
     room.send("a1", leave());
     room.closed("a1");
     room.join("a2", "alice");
-    expect(room.cases("a2")).toEqual(["join", "update", "offer"]);
+    expect(room.cases("a2")).toEqual(["join"]);
     expect(room.first("c1", "update").participants[0].identity).toBe("alice");
+    expect(nextDeadline(room.state)).toBe(T0 + LIVEKIT_RESTART_SETTLE_MS);
+    room.tick(T0 + LIVEKIT_RESTART_SETTLE_MS);
+    expect(room.cases("a2")).toEqual(["update", "offer"]);
     expect(room.session("alice")!.peerEpoch).toBe(room.session("carol")!.epoch);
+  });
+
+  it("counts a join soon after the same identity left as a rejoin that must settle", () => {
+    const room = pairedRoom();
+    room.send("b1", leave());
+    room.now = T0 + 1_000;
+    room.join("b2", "bob");
+    expect(room.session("bob")!.settleUntil).toBe(T0 + 1_000 + LIVEKIT_RESTART_SETTLE_MS);
+  });
+
+  it("counts a join later than the resume window after the same identity left as a fresh join", () => {
+    const room = pairedRoom();
+    room.send("b1", leave());
+    room.now = T0 + LIVEKIT_RESUME_WINDOW_MS;
+    room.join("b2", "bob");
+    expect(room.session("bob")!.settleUntil).toBeUndefined();
   });
 
   it("asks the peer of a participant that rejoined with new connections to rejoin too", () => {

@@ -148,6 +148,12 @@ export const LIVEKIT_PEER_WAIT_MS = 12_000;
  * livekit-client retries after 0, 0.3, 1.2, 2.7, 4.8 and 7 s: 20 s covers its first six tries. */
 export const LIVEKIT_RESUME_WINDOW_MS = 20_000;
 
+/** A LiveKit participant that rejoins (a full reconnect) is paired with its peer no sooner than
+ * this after its join: livekit-client 2.23 waits this long (minReconnectWait) before it counts
+ * its reconnect as finished, and silently drops the peer's track events that arrive earlier but
+ * after it reported Reconnected. Its rejoin cannot complete sooner anyway. */
+export const LIVEKIT_RESTART_SETTLE_MS = 2_000;
+
 /** Ping cadence told to livekit-client (livekit-server's own values): it pings every 5 s and
  * reconnects after 15 s without any message. Each ping wakes the room object: its payload is a
  * timestamp, so no WebSocket auto-response can answer it. */

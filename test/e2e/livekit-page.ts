@@ -5,6 +5,8 @@ import { Room, RoomEvent, Track, type RemoteTrack } from "livekit-client";
 export interface PageEvent {
   name: string;
   detail?: unknown;
+  /** ms since the page loaded */
+  at: number;
 }
 
 export interface ConnectOutcome {
@@ -17,7 +19,7 @@ const room = new Room();
 const events: PageEvent[] = [];
 const received: { from?: string; text: string }[] = [];
 const analysers: AnalyserNode[] = [];
-const record = (name: string, detail?: unknown) => events.push({ name, detail });
+const record = (name: string, detail?: unknown) => events.push({ name, detail, at: Math.round(performance.now()) });
 
 room
   .on(RoomEvent.ParticipantConnected, (p) => record("participantConnected", p.identity))
@@ -27,6 +29,10 @@ room
     if (track.kind === Track.Kind.Audio) listen(track);
   })
   .on(RoomEvent.DataReceived, (payload, p) => received.push({ from: p?.identity, text: new TextDecoder().decode(payload) }))
+  .on(RoomEvent.TrackPublished, (pub, p) => record("trackPublished", { identity: p.identity, sid: pub.trackSid }))
+  .on(RoomEvent.TrackUnpublished, (pub, p) => record("trackUnpublished", { identity: p.identity, sid: pub.trackSid }))
+  .on(RoomEvent.TrackSubscriptionFailed, (sid, p) => record("trackSubscriptionFailed", { identity: p.identity, sid }))
+  .on(RoomEvent.SignalReconnecting, () => record("signalReconnecting"))
   .on(RoomEvent.Reconnecting, () => record("reconnecting"))
   .on(RoomEvent.Reconnected, () => record("reconnected"))
   .on(RoomEvent.Disconnected, (reason) => record("disconnected", reason));
@@ -60,10 +66,10 @@ const lk = {
   /** Whether each remote participant's microphone is subscribed, by identity. */
   subscribedMicrophones: () => Object.fromEntries([...room.remoteParticipants.values()].map((p) =>
     [p.identity, p.getTrackPublication(Track.Source.Microphone)?.isSubscribed ?? false])),
-  /** The loudest RMS of the received audio over `ms` milliseconds (0 before any track), and the
-   * dominant frequency at that moment. */
+  /** The loudest RMS of the latest received audio track over `ms` milliseconds (0 before any
+   * track), and the dominant frequency at that moment. */
   async receivedSignal(ms: number): Promise<{ rms: number; hz: number }> {
-    const analyser = analysers[0];
+    const analyser = analysers.at(-1);
     if (!analyser) return { rms: 0, hz: 0 };
     const samples = new Float32Array(analyser.fftSize);
     const spectrum = new Float32Array(analyser.frequencyBinCount);
@@ -85,6 +91,9 @@ const lk = {
   },
   received: () => received,
   events: () => events,
+  /** livekit-client's own test hook: "signal-reconnect" drops the signalling socket (a resume),
+   * "full-reconnect" restarts the session with new peer connections. */
+  simulate: (scenario: "signal-reconnect" | "full-reconnect") => room.simulateScenario(scenario),
   disconnect: () => room.disconnect(),
 };
 
