@@ -194,14 +194,14 @@ function join(c: Step, e: Extract<RoomEvent, { type: "join" }>): void {
     c.room.createdAt = e.now;
   }
   c.room.name = grant.room;
-  // A client rejoins after a full reconnect: its own (it left moments ago), or the one the room
-  // asked for (it is still here, restarting), or a second device taking over.
+  // A rejoin: the same identity is still here (the restart the room asked for, a client's own
+  // full reconnect whose leave got lost, a second device) or left moments ago (a client's own full
+  // reconnect opens with a leave).
   const restart = existing !== undefined || c.room.departed.some((d) => d.identity === grant.identity);
   c.room.departed = c.room.departed.filter((d) => d.identity !== grant.identity);
   if (existing) {
-    // The same identity again: the rejoin the room asked for, a client's own full reconnect whose
-    // leave got lost, or a second device. The newest wins, as on livekit-server; it keeps the sid,
-    // and its peer connections are new, so any peer paired with the old ones is now orphaned.
+    // The newest wins, as on livekit-server; it keeps the sid, and its peer connections are new,
+    // so a peer paired with the old ones is now orphaned.
     if (existing.connection && !existing.restarting) {
       send(c, existing.connection, { case: "leave", value: leaveRequest(DisconnectReason.DUPLICATE_IDENTITY, LeaveRequest_Action.DISCONNECT) });
       close(c, existing.connection, POLICY_VIOLATION, "the same identity joined again");

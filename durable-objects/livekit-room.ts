@@ -54,6 +54,13 @@ export class LiveKitRoom extends HibernatingObject<Env> {
         this.room = JSON.parse(row.body) as RoomState;
         this.persisted = row.body;
       }
+      // Sockets can be gone without a close event (the object was restarted, e.g. by a deploy):
+      // their sessions get the resume window like any other closed socket.
+      for (const session of this.room.sessions) {
+        if (session.connection && ctx.getWebSockets(session.connection).length === 0) {
+          await this.apply({ type: "closed", connection: session.connection, now: Date.now() });
+        }
+      }
     });
   }
 

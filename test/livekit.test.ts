@@ -1,7 +1,7 @@
 // The LiveKit door (`/rtc`) through the real Worker and LiveKitRoom objects, in the Workers runtime,
 // with tokens minted by livekit-server-sdk and signals encoded as livekit-client sends them.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { evictDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { DisconnectReason, ParticipantInfo_State, TrackSource, TrackType } from "../proto/gen/livekit_models_pb";
@@ -236,6 +236,16 @@ describe("LiveKit /rtc sessions", () => {
     bob.client.send(offer(DATA_OFFER, 1));
     await alice.client.expect("update");
     expect((await alice.client.expect("offer")).id).toBe(1);
+  });
+
+  it("gives the sessions of sockets lost with the object the resume window", async () => {
+    const { room } = await pairedRoom();
+    const stub = env.LIVEKIT_ROOMS.getByName(room);
+    expect(await runInDurableObject(stub, (_, state) => state.storage.getAlarm())).toBeNull();
+    await evictDurableObject(stub, { webSockets: "close" });
+    const resumed = await connect(room, "alice", `${CLIENT_QUERY}&reconnect=1&sid=PA_unknown`);
+    await resumed.expect("leave");
+    expect(await runInDurableObject(stub, (_, state) => state.storage.getAlarm())).toBeGreaterThan(Date.now());
   });
 
   it("sends a participant still alone leave JOIN_FAILURE when its wait ends", async () => {
