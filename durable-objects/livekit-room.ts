@@ -51,7 +51,8 @@ export class LiveKitRoom extends HibernatingObject<Env> {
       ctx.storage.sql.exec(SCHEMA);
       const row = ctx.storage.sql.exec<{ body: string }>("SELECT body FROM room_state WHERE id = 1").toArray()[0];
       if (row) {
-        this.room = JSON.parse(row.body) as RoomState;
+        // Fields added since a row was written take their empty defaults.
+        this.room = { ...emptyRoom(), ...(JSON.parse(row.body) as RoomState) };
         this.persisted = row.body;
       }
       // Sockets can be gone without a close event (the object was restarted, e.g. by a deploy):
