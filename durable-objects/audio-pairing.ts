@@ -57,7 +57,9 @@ export type PairingEvent =
   /** The party's socket closed or failed. */
   | { type: "left"; identity: string }
   /** A newer socket of the same identity arrived; the older one must go. */
-  | { type: "replaced"; identity: string };
+  | { type: "replaced"; identity: string }
+  /** The server ends the party's unanswered call (AUDIO_RING_TIMEOUT_MS): both parties get a drop. */
+  | { type: "ring_timeout"; identity: string };
 
 export type PairingEffect =
   /** The message just received, byte for byte. */
@@ -126,6 +128,15 @@ export function step(parties: Parties, event: PairingEvent): PairingTransition {
       return { parties: next, effects };
     case "violation":
       return violation(next, effects, event.from, event.code, event.reason);
+    case "ring_timeout": {
+      const party = next.get(event.identity);
+      if (!party || party.state === "idle" || party.state === "paired") return { parties: next, effects };
+      endCallOf(next, effects, event.identity);
+      // Neither side ended it, so both may still have answers or drops on the wire.
+      next.set(event.identity, { identity: event.identity, state: "idle", staleFramesExpected: true });
+      effects.push({ type: "send", to: event.identity, packet: { type: AudioMessageType.Drop, optional: EMPTY } });
+      return { parties: next, effects };
+    }
     case "packet":
       return onPacket(next, effects, event.from, event.packet);
   }

@@ -5,7 +5,10 @@
 // out to the peer, byte for byte.
 import type { Env } from "../worker/env";
 import { AudioMessageType, AudioProtocolError, decode, encode } from "../worker/audio-codec";
-import { MAX_AUDIO_FRAME_BYTES, NAME_PATTERN } from "../worker/limits";
+import {
+  AUDIO_KEEPALIVE_LEASE_MS, AUDIO_RING_TIMEOUT_MS, AUDIO_SEEN_RESOLUTION_MS, AUDIO_SWEEP_MS, MAX_AUDIO_FRAME_BYTES,
+  NAME_PATTERN,
+} from "../worker/limits";
 import { step, type Party, type PairingEffect, type PairingEvent } from "./audio-pairing";
 import { closeSocket, HibernatingObject, KEEPALIVE_PING } from "./hibernating-object";
 
@@ -16,12 +19,21 @@ export const AUDIO_IDENTITY_HEADER = "x-audio-identity";
 /** RFC 6455 §7.4.1 codes for frames the protocol does not carry at all. */
 const UNSUPPORTED_DATA = 1003;
 const MESSAGE_TOO_BIG = 1009;
+/** A socket taken for dead (AUDIO_KEEPALIVE_LEASE_MS): the endpoint is gone. */
+const GOING_AWAY = 1001;
+
+/** States of a call that is set up but not answered yet: the ring timeout runs. */
+const UNANSWERED: ReadonlySet<string> = new Set(["calling", "ringing", "considering", "countering"]);
 
 /** Per-socket state, versioned so a later shape can be told from this one after a deploy. */
 interface AudioAttachment extends Party {
   v: 1;
   /** The room closed this socket (protocol error, replaced); its remaining events are ignored. */
   closing?: true;
+  /** When the party entered its current pairing state (ms): the ring timeout counts from it. */
+  since?: number;
+  /** When the socket last sent a frame (ms, to AUDIO_SEEN_RESOLUTION_MS): a sign of life. */
+  seen?: number;
 }
 
 function attachmentOf(ws: WebSocket): AudioAttachment | undefined {
@@ -33,11 +45,14 @@ function attach(ws: WebSocket, attachment: AudioAttachment): void {
   ws.serializeAttachment(attachment);
 }
 
-function partyOf({ v: _v, closing: _closing, ...party }: AudioAttachment): Party {
+function partyOf({ v: _v, closing: _closing, since: _since, seen: _seen, ...party }: AudioAttachment): Party {
   return party;
 }
 
 export class AudioRoom extends HibernatingObject<Env> {
+  /** The sweep alarm is known to be set. Memory only: after a wake the room asks storage once. */
+  private sweepArmed = false;
+
   protected onConnect(ws: WebSocket, request: Request): Response | void {
     const identity = request.headers.get(AUDIO_IDENTITY_HEADER);
     if (!identity || !NAME_PATTERN.test(identity)) return new Response("no identity from the Worker", { status: 400 });
@@ -49,9 +64,41 @@ export class AudioRoom extends HibernatingObject<Env> {
   }
 
   protected onMessage(ws: WebSocket, message: string | ArrayBuffer): void {
-    const me = attachmentOf(ws);
+    let me = attachmentOf(ws);
     if (!me || me.closing) return;
+    const now = Date.now();
+    if (now - (me.seen ?? 0) >= AUDIO_SEEN_RESOLUTION_MS) {
+      me = { ...me, seen: now };
+      attach(ws, me);
+    }
     this.apply(ws, me, eventFor(me.identity, message), message);
+  }
+
+  protected async onAlarm(): Promise<void> {
+    this.sweepArmed = false;
+    this.sweep(Date.now());
+    if (this.callInProgress()) await this.armSweep();
+  }
+
+  /**
+   * Ends what the clock has ended, as of `now`: a socket that kept alive with pings and then went
+   * silent for AUDIO_KEEPALIVE_LEASE_MS is dead (closed with 1001, its peer gets a drop), and a
+   * call unanswered for AUDIO_RING_TIMEOUT_MS ends with a drop to both. Run by the alarm; tests
+   * pass a later `now` to stand for the time passing.
+   */
+  sweep(now: number): void {
+    for (const ws of this.ctx.getWebSockets()) {
+      // Read afresh for every socket: ending one party's call changes its peer's attachment.
+      const me = attachmentOf(ws);
+      if (!me || me.closing) continue;
+      const pinged = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime();
+      if (pinged !== undefined && Math.max(pinged, me.seen ?? 0) <= now - AUDIO_KEEPALIVE_LEASE_MS) {
+        this.apply(ws, me, { type: "violation", from: me.identity, code: GOING_AWAY,
+          reason: `no keep-alive for ${AUDIO_KEEPALIVE_LEASE_MS / 1000} s` }, undefined, now);
+      } else if (UNANSWERED.has(me.state) && (me.since ?? now) <= now - AUDIO_RING_TIMEOUT_MS) {
+        this.apply(ws, me, { type: "ring_timeout", identity: me.identity }, undefined, now);
+      }
+    }
   }
 
   protected onClose(ws: WebSocket): void {
@@ -63,24 +110,48 @@ export class AudioRoom extends HibernatingObject<Env> {
 
   /** Runs one event through the pairing rules: loads the parties it touches, writes back those
    * that changed, then sends and closes. `frame` is the message received, for forwarding. */
-  private apply(ws: WebSocket, me: AudioAttachment, event: PairingEvent, frame?: string | ArrayBuffer): void {
+  private apply(ws: WebSocket, me: AudioAttachment, event: PairingEvent, frame?: string | ArrayBuffer,
+    now = Date.now()): void {
     const sockets = new Map<string, WebSocket>([[me.identity, ws]]);
+    const attachments = new Map<string, AudioAttachment>([[me.identity, me]]);
     const parties = new Map<string, Party>([[me.identity, partyOf(me)]]);
     const load = (identity: string) => {
       if (parties.has(identity) || !NAME_PATTERN.test(identity)) return;
       const socket = this.socketOf(identity);
       if (!socket) return;
+      const attachment = attachmentOf(socket)!;
       sockets.set(identity, socket);
-      parties.set(identity, partyOf(attachmentOf(socket)!));
+      attachments.set(identity, attachment);
+      parties.set(identity, partyOf(attachment));
     };
     if (me.peer) load(me.peer);
     if (event.type === "packet" && event.packet.type === AudioMessageType.Handshake) load(event.packet.username);
 
     const { parties: after, effects } = step(parties, event);
     for (const [identity, party] of after) {
-      if (party !== parties.get(identity)) attach(sockets.get(identity)!, { v: 1, ...party });
+      if (party === parties.get(identity)) continue;
+      const before = attachments.get(identity);
+      const since = before?.state === party.state && before.since !== undefined ? before.since : now;
+      attach(sockets.get(identity)!, { v: 1, ...party, since, ...(before?.seen !== undefined ? { seen: before.seen } : {}) });
     }
     for (const effect of effects) this.perform(effect, sockets, frame);
+    if (!this.sweepArmed && [...after.values()].some((p) => p.state !== "idle")) {
+      this.sweepArmed = true;
+      this.ctx.waitUntil(this.armSweep());
+    }
+  }
+
+  /** Sets the sweep alarm unless one is already set (it may be, from before a wake). */
+  private async armSweep(): Promise<void> {
+    this.sweepArmed = true;
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + AUDIO_SWEEP_MS);
+  }
+
+  private callInProgress(): boolean {
+    return this.ctx.getWebSockets().some((ws) => {
+      const attachment = attachmentOf(ws);
+      return attachment !== undefined && !attachment.closing && attachment.state !== "idle";
+    });
   }
 
   private perform(effect: PairingEffect, sockets: Map<string, WebSocket>, frame?: string | ArrayBuffer): void {

@@ -59,7 +59,10 @@ export type CallEvent =
       deadline: number; callerToken?: string; now: number; meta?: Record<string, string> }
   | { type: "claim"; callee: Party; now: number }
   | { type: "answer"; sdp: string; now: number }
-  | { type: "candidate"; from: Side; candidate: IceCandidate; now: number }
+  /** `index`: how many candidates `from` had sent before this one, when its door counts them. A
+   * door that retries an RPC after the call object was reset under it passes it, so a candidate
+   * that was applied before the reset is not queued twice. */
+  | { type: "candidate"; from: Side; candidate: IceCandidate; now: number; index?: number }
   | { type: "done"; from: Side; now: number }
   | { type: "fail"; from: Side; code: Code; message: string; now: number }
   | { type: "hangup"; from: Side; now: number }
@@ -120,12 +123,15 @@ export function step(state: CallState | undefined, event: CallEvent): Transition
     }
     case "answer": {
       if (state.phase === "offered") return failure(Code.FailedPrecondition, "answer before the offer was taken");
+      // The same answer again is a door retrying after a reset that struck after it was applied.
+      if (state.phase !== "claimed" && state.answer === event.sdp) return { ok: true, state, effects: [] };
       if (state.phase !== "claimed") return failure(Code.FailedPrecondition, `call ${state.id} is already answered`);
       return ok({ ...state, phase: "answered", answer: event.sdp },
         { type: "deliver", to: "caller", signal: { kind: "answer", sdp: event.sdp } },
         { type: "status", status: "answered", side: "callee" });
     }
     case "candidate": {
+      if (event.index !== undefined && event.index < state.candidates[event.from]) return { ok: true, state, effects: [] };
       if (event.candidate.candidate === "") return failure(Code.InvalidArgument, "empty ICE candidate");
       if (state.done[event.from]) return failure(Code.FailedPrecondition, `${event.from} already sent done`);
       if (event.from === "callee" && state.phase !== "answered" && state.phase !== "exchanged") {

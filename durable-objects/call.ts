@@ -135,8 +135,10 @@ export class CallObject extends DurableObject<Env> {
     return this.asParty("callee", identity, () => this.apply({ type: "answer", sdp, now: Date.now() }));
   }
 
-  async candidate(side: Side, identity: string, candidate: IceCandidate): Promise<Result<void>> {
-    return this.asParty(side, identity, () => this.apply({ type: "candidate", from: side, candidate, now: Date.now() }));
+  /** `index` (optional): the candidates this side sent before this one; a repeated index is a
+   * retried RPC and changes nothing (see CallEvent "candidate"). */
+  async candidate(side: Side, identity: string, candidate: IceCandidate, index?: number): Promise<Result<void>> {
+    return this.asParty(side, identity, () => this.apply({ type: "candidate", from: side, candidate, now: Date.now(), index }));
   }
 
   async done(side: Side, identity: string): Promise<Result<void>> {

@@ -3,9 +3,12 @@
 import { DurableObject } from "cloudflare:workers";
 import { Code } from "@connectrpc/connect";
 import type { Env } from "../worker/env";
-import { ANSWERER_LEASE_MS, MAX_PENDING_CALLS_PER_HOST, OFFER_ACK_TIMEOUT_MS } from "../worker/limits";
+import {
+  ANSWERER_LEASE_MS, MAX_PENDING_CALLS_PER_HOST, OFFER_ACK_TIMEOUT_MS, REQUEST_BURST, REQUESTS_PER_SECOND,
+} from "../worker/limits";
 import type { Door } from "./call-model";
 import { failure, success, type Result } from "./result";
+import { fullBucket, takeTokens, type TokenBucket } from "./token-bucket";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS answerers (
@@ -31,6 +34,10 @@ interface Waiter {
 export class HostObject extends DurableObject<Env> {
   /** Answerers blocked in `next`, in arrival order: the longest-waiting answerer gets the next call. */
   private readonly waiters = new Map<string, Waiter>();
+  /** The identity's request budget (worker/rate-limit.ts leases from it). In memory only: an
+   * object is evicted after seconds of idleness, by when the bucket has refilled anyway (it is full
+   * after REQUEST_BURST / REQUESTS_PER_SECOND = 2 s), so forgetting it never lets a flood through. */
+  private requestBucket: TokenBucket | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -108,6 +115,14 @@ export class HostObject extends DurableObject<Env> {
   async leave(answererId: string): Promise<void> {
     this.waiters.get(answererId)?.give(null);
     this.ctx.storage.sql.exec("DELETE FROM answerers WHERE id = ?", answererId);
+  }
+
+  /** Hands a Worker isolate up to `want` of this identity's request tokens (worker/rate-limit.ts). */
+  async lease(want: number): Promise<{ granted: number; retryAfterMs: number }> {
+    const now = Date.now();
+    const taken = takeTokens(this.requestBucket ?? fullBucket(REQUEST_BURST, now), now, want, REQUESTS_PER_SECOND, REQUEST_BURST);
+    this.requestBucket = taken.bucket;
+    return { granted: taken.granted, retryAfterMs: taken.retryAfterMs };
   }
 
   async status(): Promise<{ online: boolean; answerers: number; waiting: string[] }> {

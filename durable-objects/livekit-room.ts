@@ -7,7 +7,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { SignalRequestSchema, SignalResponseSchema } from "../proto/gen/livekit_rtc_pb";
 import type { Env } from "../worker/env";
 import { iceServersFor } from "../worker/ice-config";
-import { LIVEKIT_MAX_SIGNAL_BYTES, MAX_NAME_LENGTH } from "../worker/limits";
+import { LIVEKIT_MAX_SIGNAL_BYTES, NAME_PATTERN } from "../worker/limits";
 import type { LiveKitGrant } from "../worker/livekit-token";
 import { closeSocket, HibernatingObject } from "./hibernating-object";
 import { emptyRoom, nextDeadline, step, type RoomEffect, type RoomEvent, type RoomState } from "./livekit-model";
@@ -158,7 +158,7 @@ export class LiveKitRoom extends HibernatingObject<Env> {
 function grantFrom(request: Request): LiveKitGrant | undefined {
   try {
     const grant = JSON.parse(request.headers.get(LIVEKIT_GRANT_HEADER) ?? "") as LiveKitGrant;
-    const valid = (s: unknown) => typeof s === "string" && s.length > 0 && s.length <= MAX_NAME_LENGTH;
+    const valid = (s: unknown) => typeof s === "string" && NAME_PATTERN.test(s);
     return valid(grant.identity) && valid(grant.room) ? grant : undefined;
   } catch {
     return undefined;

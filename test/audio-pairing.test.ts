@@ -195,6 +195,19 @@ describe("audio pairing: sockets coming and going", () => {
     expect(t.parties.get("bob")).toBe(parties.get("bob"));
   });
 
+  it("ends an unanswered call at its ring timeout with a drop to both, leaving both idle", () => {
+    for (const [a, b] of [["calling", "ringing"], ["considering", "countering"]] as const) {
+      const t = step(call(a, b), { type: "ring_timeout", identity: "alice" });
+      expect(t.parties).toEqual(room(idle("alice", true), idle("bob", true)));
+      expect(t.effects).toEqual([{ type: "send", to: "bob", packet: DROP }, { type: "send", to: "alice", packet: DROP }]);
+    }
+  });
+
+  it("lets a ring timeout pass over a paired or idle party", () => {
+    expect(step(call("paired", "paired"), { type: "ring_timeout", identity: "alice" }).effects).toEqual([]);
+    expect(step(room(idle("alice")), { type: "ring_timeout", identity: "alice" }).effects).toEqual([]);
+  });
+
   it("ends the call of a party whose peer vanished and discards its frame", () => {
     const t = step(room(inCall("alice", "paired", "bob")), packet("alice", data));
     expect(t.parties).toEqual(room(idle("alice", true)));
@@ -214,6 +227,7 @@ describe("audio pairing invariants", () => {
     { weight: 8, arbitrary: fc.tuple(fc.constantFrom(...names), packets).map(([from, p]) => packet(from, p)) },
     { weight: 1, arbitrary: fc.constantFrom(...names).map((identity): PairingEvent => ({ type: "left", identity })) },
     { weight: 1, arbitrary: fc.constantFrom(...names).map((identity): PairingEvent => ({ type: "replaced", identity })) },
+    { weight: 1, arbitrary: fc.constantFrom(...names).map((identity): PairingEvent => ({ type: "ring_timeout", identity })) },
   );
   const partner: Partial<Record<PairingState, PairingState>> =
     { calling: "ringing", ringing: "calling", considering: "countering", countering: "considering", paired: "paired" };

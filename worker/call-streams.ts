@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { CallObject, PullResult } from "../durable-objects/call";
 import type { Door, Side, Signal } from "../durable-objects/call-model";
 import type { Result } from "../durable-objects/result";
+import { publicError } from "./connect-errors";
 import type { Env } from "./env";
 
 /** Transient failures of a call-object RPC (eviction, restart) retried before giving up. */
@@ -66,32 +67,65 @@ function untilAborted<T>(work: Promise<T>, abort?: AbortSignal): Promise<T> {
  */
 export async function nextCall(env: Env, hosts: string[], answererId: string, door: Door, waitMs: number,
   only?: string): Promise<string | null> {
-  const stubs = hosts.map((h) => env.HOSTS.getByName(h));
-  const offers = stubs.map((stub) => stub.next(answererId, door, waitMs, only));
+  const host = (i: number) => env.HOSTS.getByName(hosts[i]);
+  const offers = hosts.map((_, i) => offerFrom(env, hosts[i], answererId, door, waitMs, only));
   const first = await Promise.race(offers.map((p, i) => p.then((callId) => ({ i, callId }))));
   // Release the other hosts' waits; any call they handed out meanwhile goes back to its queue.
-  const others = stubs.map((stub, i) => (i === first.i ? null : stub));
-  await Promise.all(others.map(async (stub, i) => {
-    if (!stub) return;
-    await stub.leave(answererId);
-    const late = await offers[i];
-    if (late) await stub.requeue(late);
+  await Promise.all(offers.map(async (offer, i) => {
+    if (i === first.i) return;
+    await retried(() => host(i).leave(answererId));
+    const late = await offer.catch(() => null);
+    if (late) await retried(() => host(i).requeue(late));
   }));
   if (!first.callId) return null;
-  const host = hosts[first.i];
-  const claimed = await callStub(env, first.callId).claim({ identity: host, door });
-  await stubs[first.i].ack(first.callId);
+  const callId = first.callId;
+  const claimed = await callStub(env, callId).claim({ identity: hosts[first.i], door });
+  await retried(() => host(first.i).ack(callId));
   // Busy with this call, the answerer is no longer online for new ones (hosts that want to
   // take calls in parallel keep a second stream waiting, as Viam's do).
-  await stubs[first.i].leave(answererId);
+  await retried(() => host(first.i).leave(answererId));
   if (!claimed.ok) return null;
-  return first.callId;
+  return callId;
+}
+
+/**
+ * One host's `next`, surviving the host object being reset mid-wait (a deploy, an eviction, a
+ * crash): the wait is asked again of the fresh instance, which re-registers the answerer. Without
+ * this, a waiting answerer's stream failed with `internal` and its host stayed "online" (its lease
+ * is in SQLite) with nobody waiting, so the next caller got deadline_exceeded instead of an answer.
+ */
+async function offerFrom(env: Env, host: string, answererId: string, door: Door, waitMs: number,
+  only?: string): Promise<string | null> {
+  const until = Date.now() + waitMs;
+  return retried(() => env.HOSTS.getByName(host).next(answererId, door, Math.max(0, until - Date.now()), only));
+}
+
+/**
+ * Runs an RPC on a call object, retrying with a fresh stub when the object was reset under it (a
+ * stub whose object was reset stays broken). Only for RPCs a repeat cannot apply twice: answer,
+ * done, fail, summary, and candidates with their index (CallEvent "candidate").
+ */
+export function onCall<T extends PromiseLike<unknown>>(env: Env, callId: string,
+  rpc: (call: DurableObjectStub<CallObject>) => T): Promise<Awaited<T>> {
+  return retried(async (): Promise<Awaited<T>> => await rpc(callStub(env, callId)));
+}
+
+/** Runs an idempotent object RPC, retrying transient failures (object reset) with a fresh stub. */
+async function retried<T>(rpc: () => Promise<T>): Promise<T> {
+  for (let failures = 0; ; ) {
+    try {
+      return await rpc();
+    } catch (err) {
+      if (++failures > PULL_RETRIES) throw err;
+      await new Promise((r) => setTimeout(r, 20 * failures));
+    }
+  }
 }
 
 /** Ends this side of a call when its stream goes away before the call finished. */
 export async function abandon(env: Env, callId: string, side: Side, identity: string): Promise<void> {
   try {
-    await callStub(env, callId).fail(side, identity, Code.Unavailable, `the ${side} disconnected`);
+    await onCall(env, callId, (call) => call.fail(side, identity, Code.Unavailable, `the ${side} disconnected`));
   } catch (err) {
     console.error("abandon failed", { callId, side, err: String(err) });
   }
@@ -123,12 +157,12 @@ export async function* serveCallee<Out>(opts: {
       if (signal.kind === "error") { settled = true; return; }
     }
     // The caller has nothing more to send. Unless the call is over, wait for the client to finish.
-    const summary = orThrow(await callStub(env, callId).summary());
+    const summary = orThrow(await onCall(env, callId, (call) => call.summary()));
     if (summary.phase !== "ended") await consumed;
     settled = true;
   } catch (err) {
-    const e = ConnectError.from(err);
-    if (!settled) await callStub(env, callId).fail("callee", identity, e.code, e.rawMessage);
+    const e = publicError(err);
+    if (!settled) await onCall(env, callId, (call) => call.fail("callee", identity, e.code, e.rawMessage));
     settled = true;
     throw e;
   } finally {

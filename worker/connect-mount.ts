@@ -4,6 +4,7 @@ import { Code, createConnectRouter, createContextValues, type ConnectRouter } fr
 import { universalServerRequestFromFetch, universalServerResponseToFetch, type UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Hono } from "hono";
 import { envKey } from "./connect-context";
+import { publicErrors } from "./connect-errors";
 import type { AppEnv, Env } from "./env";
 import { MAX_RPC_MESSAGE_BYTES, MAX_RPC_TIMEOUT_MS } from "./limits";
 
@@ -24,6 +25,7 @@ export function createRouter(routes: (router: ConnectRouter) => void): ConnectRo
     readMaxBytes: MAX_RPC_MESSAGE_BYTES,
     writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
     maxTimeoutMs: MAX_RPC_TIMEOUT_MS,
+    interceptors: [publicErrors],
   });
   routes(router);
   return router;

@@ -105,13 +105,12 @@ function requestEnvelopes(socket: WebSocket, abort: AbortController): AsyncItera
         socket.close(1003, "binary Connect envelopes only");
         return push(null);
       }
-      const bytes = await bytesOf(event.data);
-      if (bytes.length < ENVELOPE_HEADER_BYTES || bytes.length > MAX_RPC_MESSAGE_BYTES + ENVELOPE_HEADER_BYTES) {
-        socket.close(bytes.length < ENVELOPE_HEADER_BYTES ? 1002 : 1009, "one Connect envelope per message");
+      const frame = readRequestFrame(await bytesOf(event.data));
+      if (frame.kind === "refused") {
+        socket.close(frame.code, frame.reason);
         return push(null);
       }
-      if (bytes[0] & endStreamFlag) return push(null);
-      push(bytes);
+      push(frame.kind === "message" ? frame.envelope : null);
     });
   });
   socket.addEventListener("close", () => { abort.abort(new ConnectError("client closed the WebSocket", Code.Canceled)); push(null); });
@@ -125,6 +124,30 @@ function requestEnvelopes(socket: WebSocket, abort: AbortController): AsyncItera
       }
     },
   };
+}
+
+export type RequestFrame =
+  | { kind: "message"; envelope: Uint8Array }
+  | { kind: "end" }
+  | { kind: "refused"; code: 1002 | 1009; reason: string };
+
+/**
+ * What one binary WebSocket message from the client is: a request envelope for the handler, the
+ * client's end-stream, or a frame that closes the socket. A message must be exactly one envelope:
+ * its length field must name the rest of the message, or the envelope reader behind it would join
+ * it with the next message (or wait for bytes that never come).
+ */
+export function readRequestFrame(bytes: Uint8Array): RequestFrame {
+  if (bytes.length < ENVELOPE_HEADER_BYTES) return { kind: "refused", code: 1002, reason: "one Connect envelope per message" };
+  if (bytes.length > MAX_RPC_MESSAGE_BYTES + ENVELOPE_HEADER_BYTES) {
+    return { kind: "refused", code: 1009, reason: `envelope larger than ${MAX_RPC_MESSAGE_BYTES} bytes` };
+  }
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1);
+  if (length !== bytes.length - ENVELOPE_HEADER_BYTES) {
+    return { kind: "refused", code: 1002, reason: "envelope length does not match the message" };
+  }
+  if (bytes[0] & endStreamFlag) return { kind: "end" };
+  return { kind: "message", envelope: bytes };
 }
 
 async function bytesOf(data: unknown): Promise<Uint8Array> {

@@ -175,3 +175,44 @@ export const LIVEKIT_MAX_PARKED_CANDIDATES = 64;
 /** Clock skew tolerated on a LiveKit token's nbf: livekit-server-sdk stamps nbf = now on the
  * minting host, whose clock may run ahead of the edge's. livekit-server allows one minute too. */
 export const LIVEKIT_TOKEN_NBF_LEEWAY_S = 60;
+
+/** Requests one identity may make through the doors that act for it (Viam Call and CallUpdate,
+ * Voice Connect, every SIP RPC but an unauthenticated RegisterAccount), as a token bucket:
+ * REQUESTS_PER_SECOND tokens a second, at most REQUEST_BURST saved up. The largest honest burst is
+ * a Viam dial: one Call, a CallUpdate per trickled candidate (5–30) and a done, so 40; 20 a second
+ * sustained is a client redialing every 50 ms, far above any person. Past it: resource_exhausted. */
+export const REQUESTS_PER_SECOND = 20;
+export const REQUEST_BURST = 40;
+
+/** A Worker isolate takes this many tokens at once from an identity's bucket (HostObject.lease)
+ * and spends them locally: one Durable Object RPC per five requests, not one per request. Tokens
+ * not spent within RATE_LEASE_TTL_MS are dropped, never returned, so leasing can only make the
+ * limit stricter; one isolate holds at most 5 of a client's 40-token burst. */
+export const RATE_LEASE_TOKENS = 5;
+export const RATE_LEASE_TTL_MS = 1_000;
+
+/** Identities whose leases (and refusals) one isolate remembers; the least recently used goes
+ * first. 10 000 small entries is well under a megabyte of the isolate's 128 MB. */
+export const RATE_LEASE_CACHE_SIZE = 10_000;
+
+/** A relay socket that has sent the keep-alive "ping" at least once has shown that it keeps its
+ * connection alive (the demo page pings every 2 s); one that then shows no sign of life, neither a
+ * ping nor a frame, for this long is taken for dead although its connection never closed (a closed
+ * laptop, a lost network: workerd reports a close only when the TCP connection actually ends). It
+ * is closed with 1001 and its peer gets a drop. Sockets that never ping are not judged: seed 003
+ * has no keep-alive of its own, and a listen-only client may send nothing for minutes. */
+export const AUDIO_KEEPALIVE_LEASE_MS = 20_000;
+
+/** A handshake nobody answers (accept, reject, counter-proposal) ends after this long with a drop
+ * to both parties: the no-answer timeout of telephony (as SIP_RING_TIMEOUT_MS), so a caller whose
+ * callee's socket is dead without a close is told instead of ringing forever. */
+export const AUDIO_RING_TIMEOUT_MS = 30_000;
+
+/** While a call is in progress in an audio room, the room's alarm sweeps its sockets this often
+ * for the two deadlines above; a dead peer is found at most lease + sweep = 25 s after its last
+ * sign of life. Between sweeps, keep-alive pings never wake the object (auto-response). */
+export const AUDIO_SWEEP_MS = 5_000;
+
+/** A socket's last-frame time is written to its attachment at most this often: one small write a
+ * second instead of one per 20 ms data packet. The lease above is judged at this resolution. */
+export const AUDIO_SEEN_RESOLUTION_MS = 1_000;

@@ -6,7 +6,7 @@ import { Code } from "@connectrpc/connect";
 import { verify } from "hono/jwt";
 import { failure, success, type Result } from "../durable-objects/result";
 import { TrackSource } from "../proto/gen/livekit_models_pb";
-import { LIVEKIT_TOKEN_NBF_LEEWAY_S, MAX_NAME_LENGTH } from "./limits";
+import { LIVEKIT_TOKEN_NBF_LEEWAY_S, NAME_PATTERN } from "./limits";
 
 /** What a verified token lets its holder do in one room. */
 export interface LiveKitGrant {
@@ -35,8 +35,9 @@ type Claims = Record<string, unknown>;
 
 const flag = (value: unknown, fallback: boolean) => (typeof value === "boolean" ? value : fallback);
 const text = (value: unknown) => (typeof value === "string" ? value : "");
-const isName = (value: unknown): value is string =>
-  typeof value === "string" && value.length > 0 && value.length <= MAX_NAME_LENGTH;
+/** Identities and room names follow the one name rule of every door (limits.ts NAME_PATTERN). */
+const isName = (value: unknown): value is string => typeof value === "string" && NAME_PATTERN.test(value);
+const NAME_RULE = "1–128 of A-Z a-z 0-9 . _ : @ -";
 
 /**
  * Verifies a LiveKit token and returns its grant for joining a room. Failures carry the code the
@@ -63,8 +64,8 @@ export async function verifyLiveKitToken(token: string | undefined, apiKey: stri
   }
   const video = (typeof claims.video === "object" && claims.video !== null ? claims.video : {}) as Claims;
   if (video.roomJoin !== true) return failure(Code.Unauthenticated, "permissions denied: the token does not grant roomJoin");
-  if (!isName(video.room)) return failure(Code.Unauthenticated, `the token's video.room must be 1–${MAX_NAME_LENGTH} characters`);
-  if (!isName(claims.sub)) return failure(Code.Unauthenticated, `the token's sub (identity) must be 1–${MAX_NAME_LENGTH} characters`);
+  if (!isName(video.room)) return failure(Code.Unauthenticated, `the token's video.room must be ${NAME_RULE}`);
+  if (!isName(claims.sub)) return failure(Code.Unauthenticated, `the token's sub (identity) must be ${NAME_RULE}`);
 
   // A direct peer connection carries every track both ways, and nobody can be in one unseen.
   if (video.canSubscribe === false) {

@@ -19,6 +19,7 @@ import {
   MAX_RPC_TIMEOUT_MS, MAX_SIP_HEADER_KEY_BYTES, MAX_SIP_HEADER_VALUE_BYTES, MAX_SIP_HEADERS, MAX_SIP_PASSWORD_BYTES,
   MAX_WAV_FILES, MAX_WAV_TOTAL_BYTES, NAME_PATTERN, SIP_MAX_RESPONSE_BYTES,
 } from "./limits";
+import { admit } from "./rate-limit";
 import { decodeWav, WavError, type PcmAudio } from "./wav-audio";
 
 const utf8 = new TextEncoder();
@@ -74,6 +75,7 @@ async function requireAccount(ctx: HandlerContext): Promise<Caller> {
   } else {
     account = basic;
   }
+  await admit(env, account);
   return { account, stub: env.SIP_ACCOUNTS.getByName(account) };
 }
 
@@ -171,6 +173,8 @@ export function sip(router: ConnectRouter): void {
         throw new ConnectError(`password is longer than ${MAX_SIP_PASSWORD_BYTES} bytes`, Code.InvalidArgument);
       }
       const actor = await provenAccount(ctx);
+      // Only a proven caller has a budget to spend; creating an account needs no credentials.
+      if (actor) await admit(envOf(ctx), actor);
       orThrow(await envOf(ctx).SIP_ACCOUNTS.getByName(account).register(account, req.password, actor));
       return {};
     }),

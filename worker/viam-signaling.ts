@@ -8,10 +8,11 @@ import {
   SignalingService, WebRTCConfigSchema, type AnswerRequest, type AnswerResponse,
 } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { requireActsFor, requireIdentity, tokenFrom } from "./auth";
-import { abandon, callStub, followCall, nextCall, orThrow, serveCallee } from "./call-streams";
+import { abandon, callStub, followCall, nextCall, onCall, orThrow, serveCallee } from "./call-streams";
 import { envOf } from "./connect-context";
 import type { Env } from "./env";
 import { iceServersFor } from "./ice-config";
+import { admit } from "./rate-limit";
 import { ANSWERER_HEARTBEAT_MS, MAX_ANSWER_HOSTS, NAME_PATTERN, OFFER_DEADLINE_MS } from "./limits";
 import { iceFromWire, iceToWire } from "./viam-ice";
 
@@ -64,26 +65,34 @@ async function toAnswerRequest(env: Env, host: string, uuid: string, signal: Sig
   }
 }
 
-/** Applies one stage sent by the answering host to the call. */
-async function applyAnswerResponse(env: Env, host: string, callId: string, res: AnswerResponse): Promise<"more" | "finished"> {
-  const call = callStub(env, callId);
+/** Applies one stage sent by the answering host to the call. Each RPC goes through onCall, so a
+ * reset of the call object mid-exchange is retried; `sent` counts the host's candidates so that a
+ * retried one is applied once. */
+async function applyAnswerResponse(env: Env, host: string, callId: string, res: AnswerResponse,
+  sent: { candidates: number }): Promise<"more" | "finished"> {
   if (res.uuid && res.uuid.toLowerCase() !== callId) {
     throw new ConnectError(`stage for call ${res.uuid} on the stream of call ${callId}`, Code.InvalidArgument);
   }
   switch (res.stage.case) {
-    case "init":
-      orThrow(await call.answer(host, res.stage.value.sdp));
+    case "init": {
+      const sdp = res.stage.value.sdp;
+      orThrow(await onCall(env, callId, (call) => call.answer(host, sdp)));
       return "more";
-    case "update":
+    }
+    case "update": {
       if (!res.stage.value.candidate) throw new ConnectError("update stage without a candidate", Code.InvalidArgument);
-      orThrow(await call.candidate("callee", host, iceFromWire(res.stage.value.candidate)));
+      const candidate = iceFromWire(res.stage.value.candidate);
+      const index = sent.candidates;
+      orThrow(await onCall(env, callId, (call) => call.candidate("callee", host, candidate, index)));
+      sent.candidates++;
       return "more";
+    }
     case "done":
-      orThrow(await call.done("callee", host));
+      orThrow(await onCall(env, callId, (call) => call.done("callee", host)));
       return "finished";
     case "error": {
       const s = res.stage.value.status;
-      orThrow(await call.fail("callee", host, (s?.code ?? Code.Unknown) as Code, s?.message ?? "answerer failed"));
+      orThrow(await onCall(env, callId, (call) => call.fail("callee", host, (s?.code ?? Code.Unknown) as Code, s?.message ?? "answerer failed")));
       return "finished";
     }
     default:
@@ -96,6 +105,7 @@ export function viamSignaling(router: ConnectRouter): void {
     async *call(req, ctx) {
       const env = envOf(ctx);
       const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
+      await admit(env, identity);
       const [host] = hostsOf(ctx, 1);
       if (!req.sdp) throw new ConnectError("sdp is required", Code.InvalidArgument);
       const uuid = crypto.randomUUID();
@@ -126,6 +136,7 @@ export function viamSignaling(router: ConnectRouter): void {
     async callUpdate(req, ctx) {
       const env = envOf(ctx);
       const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
+      await admit(env, identity);
       hostsOf(ctx, 1);
       const call = callStub(env, callIdOf(req.uuid));
       switch (req.update.case) {
@@ -164,8 +175,9 @@ export function viamSignaling(router: ConnectRouter): void {
       yield* serveCallee({
         env, callId, identity: host,
         consume: async () => {
+          const sent = { candidates: 0 };
           for await (const res of responses) {
-            if ((await applyAnswerResponse(env, host, callId!, res)) === "finished") return;
+            if ((await applyAnswerResponse(env, host, callId!, res, sent)) === "finished") return;
           }
           // The host closed its side without done or error: it can send nothing more.
           throw new ConnectError("the answering host closed its stream before done", Code.Unavailable);

@@ -5,9 +5,10 @@ import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { IceCandidate, Signal as CallSignal } from "../durable-objects/call-model";
 import { VoiceService, type ClientSignal } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { requireIdentity } from "./auth";
-import { abandon, callStub, nextCall, orThrow, serveCallee } from "./call-streams";
+import { abandon, callStub, nextCall, onCall, orThrow, serveCallee } from "./call-streams";
 import { envOf } from "./connect-context";
 import { ANSWERER_HEARTBEAT_MS } from "./limits";
+import { admit } from "./rate-limit";
 import { sdpFromViam, sdpToViam } from "./viam-sdp";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -31,6 +32,12 @@ export function candidateFromVoice(text: string): IceCandidate {
     if (typeof init.candidate !== "string" || init.candidate === "") {
       throw new ConnectError("candidate JSON has no candidate", Code.InvalidArgument);
     }
+    // RTCIceCandidateInit.sdpMLineIndex is an unsigned short. Anything else would reach a Viam
+    // caller as a uint32 its stream cannot encode, failing that stream instead of this one.
+    const index = init.sdpMLineIndex;
+    if (index !== undefined && index !== null && !(Number.isInteger(index) && index >= 0 && index <= 0xffff)) {
+      throw new ConnectError("candidate sdpMLineIndex must be an integer 0–65535", Code.InvalidArgument);
+    }
     return {
       candidate: init.candidate,
       ...(typeof init.sdpMid === "string" ? { sdpMid: init.sdpMid } : {}),
@@ -50,6 +57,7 @@ export function voice(router: ConnectRouter): void {
     async *connect(signals, ctx) {
       const env = envOf(ctx);
       const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
+      await admit(env, identity);
       const only = ctx.requestHeader.get(VOICE_CALL_ID_HEADER) ?? undefined;
       if (only !== undefined && !UUID.test(only)) throw new ConnectError("voice-call-id is not a call id", Code.InvalidArgument);
       const answererId = crypto.randomUUID();
@@ -80,16 +88,19 @@ export function voice(router: ConnectRouter): void {
       // Tells the client which call it took (for `GET /calls/:id/history`, `POST /calls/:id/hangup`):
       // the header that binds a stream to a call, sent back with the offer.
       ctx.responseHeader.set(VOICE_CALL_ID_HEADER, callId);
-      const call = callStub(env, callId);
-      // The answer travels back in the encoding the caller's offer came in.
-      const viamEncoded = sdpFromViam(orThrow(await call.summary()).offer) !== null;
+      const taken: string = callId;
+      // Every RPC on the call goes through onCall: a fresh stub per try, so a reset of the call
+      // object mid-exchange is retried instead of failing the call.
+      const viamEncoded = sdpFromViam(orThrow(await onCall(env, callId, (call) => call.summary())).offer) !== null;
+      /** Candidates this stream has applied: the index that makes a retried candidate a no-op. */
+      let candidatesSent = 0;
 
       yield* serveCallee({
         env, callId, identity,
         consume: async () => {
           for (let r = await early; !r.done; r = await inbox.next()) await applyClientSignal(r.value);
           // The client closed its side: it has no more candidates (Voice has no explicit done).
-          orThrow(await call.done("callee", identity));
+          orThrow(await onCall(env, taken, (call) => call.done("callee", identity)));
         },
         emit: (signal: CallSignal) => {
           switch (signal.kind) {
@@ -110,13 +121,17 @@ export function voice(router: ConnectRouter): void {
           case "answer": {
             const sdp = signal.event.value.answer;
             if (!sdp) throw new ConnectError("answer is empty", Code.InvalidArgument);
-            orThrow(await call.answer(identity, viamEncoded && sdpFromViam(sdp) === null ? sdpToViam("answer", sdp) : sdp));
+            const answer = viamEncoded && sdpFromViam(sdp) === null ? sdpToViam("answer", sdp) : sdp;
+            orThrow(await onCall(env, taken, (call) => call.answer(identity, answer)));
             return;
           }
           case "candidate": {
             const text = signal.event.value.candidate;
             if (!text) throw new ConnectError("candidate is empty", Code.InvalidArgument);
-            orThrow(await call.candidate("callee", identity, candidateFromVoice(text)));
+            const candidate = candidateFromVoice(text);
+            const index = candidatesSent;
+            orThrow(await onCall(env, taken, (call) => call.candidate("callee", identity, candidate, index)));
+            candidatesSent++;
             return;
           }
           default:

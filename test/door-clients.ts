@@ -1,0 +1,152 @@
+// Clients of the real Worker's doors for the fault, limit and decoder tests: a Viam caller, a
+// Voice callee, an audio-relay socket and a SIP account, each as small as those tests need.
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+import { Sip } from "../proto/gen/ondewo/sip/sip_pb";
+import { SignalingService, type CallResponse } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
+import { ClientSignalSchema, VoiceService, type Signal } from "../proto/gen/protocol/voice/v1/voice_pb";
+import { encode, type AudioPacket } from "../worker/audio-codec";
+import { clientFor, pushable } from "./connect-clients";
+import { tokenFor } from "./tokens";
+
+let seq = 0;
+/** A name no other test uses (identities, hosts, rooms, accounts). */
+export const unique = (role: string) => `${role}-${Date.now().toString(36)}-${seq++}`;
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function codeOf(p: Promise<unknown>): Promise<Code | "ok"> {
+  try {
+    await p;
+    return "ok";
+  } catch (err) {
+    return ConnectError.from(err).code;
+  }
+}
+
+export async function errorOf(p: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("expected the RPC to fail");
+}
+
+/** A candidate line that names its number, so order and duplicates show. */
+export const candidateLine = (n: number) => `candidate:${n} 1 udp 2122260223 10.0.${n >> 8}.${n & 255} ${50000 + n} typ host`;
+export const viamCandidate = (n: number) => ({ candidate: candidateLine(n), sdpMid: "0", sdpmLineIndex: 0 });
+
+export async function viamClient(identity: string, host: string): Promise<Client<typeof SignalingService>> {
+  return clientFor(SignalingService, { authorization: `Bearer ${await tokenFor(identity)}`, "rpc-host": host });
+}
+
+/** A Viam caller's Call stream: read its responses one at a time. */
+export async function viamCall(identity: string, host: string, sdp = "offer", signal?: AbortSignal) {
+  const client = await viamClient(identity, host);
+  const stream = client.call({ sdp }, { signal })[Symbol.asyncIterator]();
+  return {
+    client,
+    next: async (): Promise<CallResponse | null> => {
+      const r = await stream.next();
+      return r.done ? null : r.value;
+    },
+  };
+}
+
+/** A Voice client's bidi stream: push signals, read the server's one at a time. */
+export async function openVoice(identity: string, signal?: AbortSignal) {
+  const client = clientFor(VoiceService, { authorization: `Bearer ${await tokenFor(identity)}` });
+  const outbox = pushable<MessageInitShape<typeof ClientSignalSchema>>();
+  let callId: string | undefined;
+  const stream = client.connect(outbox, { signal, onHeader: (h) => { callId = h.get("voice-call-id") ?? callId; } })[Symbol.asyncIterator]();
+  return {
+    /** The call this stream took (the voice-call-id response header), once its offer arrived. */
+    callId: () => callId,
+    send: (s: MessageInitShape<typeof ClientSignalSchema>) => outbox.push(s),
+    answer: (sdp: string) => outbox.push({ event: { case: "answer", value: { answer: sdp } } }),
+    candidate: (text: string) => outbox.push({ event: { case: "candidate", value: { candidate: text } } }),
+    close: () => outbox.close(),
+    next: async (): Promise<Signal | null> => {
+      const r = await stream.next();
+      return r.done ? null : r.value;
+    },
+  };
+}
+
+/** Waits until `host` has at least one answerer online (a stream registers asynchronously). */
+export async function waitOnline(host: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if ((await env.HOSTS.getByName(host).status()).online) return;
+    await sleep(20);
+  }
+  throw new Error(`${host} never came online`);
+}
+
+/** SIP: Basic credentials for an account registered with `sipAccount`. */
+export function sipClient(account: string): Client<typeof Sip> {
+  return clientFor(Sip, { authorization: `Basic ${btoa(`${account}:pw of ${account}`)}` });
+}
+
+export async function sipAccount(who: string): Promise<{ name: string; sip: Client<typeof Sip> }> {
+  const name = unique(who);
+  await clientFor(Sip, {}).registerAccount({ accountName: name, password: `pw of ${name}` });
+  return { name, sip: sipClient(name) };
+}
+
+export interface Closed { code: number; reason: string }
+
+/** An audio-relay socket that queues what it receives, for a test to await in order. */
+export class AudioSocket {
+  private readonly inbox: (ArrayBuffer | string)[] = [];
+  private waiting: ((message: ArrayBuffer | string) => void) | null = null;
+  readonly closed: Promise<Closed>;
+
+  constructor(readonly identity: string, readonly ws: WebSocket) {
+    ws.accept();
+    ws.binaryType = "arraybuffer";
+    ws.addEventListener("message", (e) => {
+      const message = e.data as ArrayBuffer | string;
+      if (this.waiting) {
+        const wake = this.waiting;
+        this.waiting = null;
+        wake(message);
+      } else this.inbox.push(message);
+    });
+    this.closed = new Promise((resolve) => ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })));
+  }
+
+  static async join(room: string, identity: string): Promise<AudioSocket> {
+    const res = await exports.default.fetch(`http://worker.test/audio/${room}?access_token=${await tokenFor(identity)}`,
+      { headers: { upgrade: "websocket" } });
+    expect(res.status).toBe(101);
+    return new AudioSocket(identity, res.webSocket!);
+  }
+
+  send(packet: AudioPacket | Uint8Array | string): void {
+    this.ws.send(typeof packet === "string" || packet instanceof Uint8Array ? packet : encode(packet));
+  }
+
+  next(timeoutMs = 5_000): Promise<ArrayBuffer | string> {
+    const queued = this.inbox.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.identity} received nothing in ${timeoutMs} ms`)), timeoutMs);
+      this.waiting = (message) => { clearTimeout(timer); resolve(message); };
+    });
+  }
+
+  async nextBytes(): Promise<Uint8Array> {
+    const message = await this.next();
+    if (typeof message === "string") throw new Error(`expected a binary frame, got text ${message}`);
+    return new Uint8Array(message);
+  }
+
+  /** Proves nothing arrived: a ping's pong comes back only after everything sent before it. */
+  async expectNothingPending(): Promise<void> {
+    this.ws.send("ping");
+    expect(await this.next()).toBe("pong");
+  }
+}
