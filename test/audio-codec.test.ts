@@ -139,6 +139,39 @@ describe("audio codec errors", () => {
     fc.assert(fc.property(mutated, isProtocolError), { numRuns: 5_000 });
   });
 
+  it("throws nothing but AudioProtocolError on 100 000 random and mutated frames, and decodes only what is well formed", () => {
+    const frames = fc.oneof(
+      { weight: 1, arbitrary: fc.uint8Array({ maxLength: 48 }) },
+      { weight: 1, arbitrary: validBytes },
+      { weight: 6, arbitrary: fc.tuple(validBytes, fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 }), fc.integer({ min: 0, max: 4 })), { minLength: 1, maxLength: 4 }), fc.boolean())
+        .map(([bytes, edits, fixLength]) => {
+          let out = Uint8Array.from(bytes);
+          for (const [at, value, kind] of edits) {
+            const i = out.length ? at % out.length : 0;
+            if (kind === 0 && out.length) out[i] = value; // overwrite
+            else if (kind === 1) out = out.slice(0, i); // cut
+            else if (kind === 2) out = Uint8Array.from([...out.slice(0, i), value, ...out.slice(i)]); // insert
+            else if (kind === 3 && out.length) out[i] ^= 1 << (value & 7); // flip a bit
+            else out = Uint8Array.from([...out, ...out.slice(i)]); // repeat a tail
+          }
+          if (fixLength && out.length >= 4) new DataView(out.buffer).setUint32(0, out.length, true);
+          return out;
+        }) },
+    );
+    fc.assert(fc.property(frames, (frame) => {
+      let packet: AudioPacket;
+      try {
+        packet = decode(frame);
+      } catch (err) {
+        expect(err).toBeInstanceOf(AudioProtocolError);
+        expect([1002, 1007]).toContain((err as AudioProtocolError).closeCode);
+        return;
+      }
+      // Whatever decodes is a packet the codec itself would write, byte for byte.
+      expect(encode(packet)).toEqual(frame);
+    }), { numRuns: 100_000 });
+  });
+
   it("refuses a packet shorter than the header with 1002", () => {
     expect(protocolError(new Uint8Array([5, 0, 0, 0, 5])).closeCode).toBe(1002);
   });

@@ -48,77 +48,83 @@ describe("token bucket", () => {
 describe("HostObject.lease", () => {
   it(`hands out the ${REQUEST_BURST}-token burst, then refuses with the time until the next token`, async () => {
     const host = env.HOSTS.getByName(unique("leaser"));
+    const started = Date.now();
     let granted = 0;
     for (let i = 0; i < REQUEST_BURST / RATE_LEASE_TOKENS; i++) granted += (await host.lease(RATE_LEASE_TOKENS)).granted;
-    expect(granted).toBeGreaterThanOrEqual(REQUEST_BURST);
-    const refused = await host.lease(RATE_LEASE_TOKENS);
-    // A few milliseconds passed: at most a token or two has flowed back in.
-    expect(refused.granted).toBeLessThanOrEqual(2);
-    if (refused.granted === 0) expect(refused.retryAfterMs).toBeLessThanOrEqual(1000 / REQUESTS_PER_SECOND);
+    expect(granted).toBe(REQUEST_BURST);
+    let refused = await host.lease(RATE_LEASE_TOKENS);
+    for (; refused.granted > 0; refused = await host.lease(RATE_LEASE_TOKENS)) granted += refused.granted;
+    // On top of the burst, only what flowed back in meanwhile was handed out.
+    expect(granted).toBeLessThanOrEqual(REQUEST_BURST + Math.ceil(((Date.now() - started) / 1000) * REQUESTS_PER_SECOND));
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(1000 / REQUESTS_PER_SECOND);
   });
 });
 
-/** Fires `n` requests at once and counts the codes they end with. */
-async function burst(n: number, request: () => Promise<unknown>): Promise<Map<Code | "ok", number>> {
+/** Fires `n` requests at once; what they ended with, and how long the flood took (s). */
+async function flood(n: number, admittedCode: Code | "ok", request: () => Promise<unknown>) {
+  const started = Date.now();
   const codes = await Promise.all(Array.from({ length: n }, () => codeOf(request())));
-  const counts = new Map<Code | "ok", number>();
-  for (const c of codes) counts.set(c, (counts.get(c) ?? 0) + 1);
-  return counts;
+  const elapsed = (Date.now() - started) / 1000;
+  const admitted = codes.filter((c) => c === admittedCode).length;
+  const refused = codes.filter((c) => c === Code.ResourceExhausted).length;
+  expect(admitted + refused, `codes: ${[...new Set(codes)].join(", ")}`).toBe(n);
+  return { admitted, refused, elapsed };
 }
+
+/** The bound itself, whatever the machine's speed: the burst plus what flowed in meanwhile, and
+ * refusals whenever the flood was faster than the bucket refills. */
+function expectLimited(f: { admitted: number; refused: number; elapsed: number }, n: number) {
+  expect(f.admitted).toBeGreaterThanOrEqual(Math.min(n, REQUEST_BURST - RATE_LEASE_TOKENS));
+  expect(f.admitted).toBeLessThanOrEqual(REQUEST_BURST + Math.ceil(f.elapsed * REQUESTS_PER_SECOND));
+  if (f.elapsed < (n - REQUEST_BURST - RATE_LEASE_TOKENS) / REQUESTS_PER_SECOND) expect(f.refused).toBeGreaterThan(0);
+}
+
+const update = { uuid: NO_SUCH_CALL, update: { case: "done" as const, value: true } };
 
 describe(`${REQUESTS_PER_SECOND} requests a second per identity, burst ${REQUEST_BURST}, at the doors`, () => {
   it("refuses a flood of CallUpdates from one identity with resource_exhausted, and admits the burst", async () => {
     const flooder = await viamClient(unique("flooder"), "some-host");
-    const started = Date.now();
-    const counts = await burst(100, () => flooder.callUpdate({ uuid: NO_SUCH_CALL, update: { case: "done", value: true } }));
-    const elapsed = (Date.now() - started) / 1000;
     // Admitted requests reach the call (there is none: not_found); the rest are refused.
-    const admitted = counts.get(Code.NotFound) ?? 0;
-    expect(admitted).toBeGreaterThanOrEqual(REQUEST_BURST - RATE_LEASE_TOKENS);
-    expect(admitted).toBeLessThanOrEqual(REQUEST_BURST + Math.ceil(elapsed * REQUESTS_PER_SECOND));
-    expect(counts.get(Code.ResourceExhausted)).toBe(100 - admitted);
+    expectLimited(await flood(150, Code.NotFound, () => flooder.callUpdate(update)), 150);
   });
 
   it("names the limit and when to retry, and admits the identity again once tokens flowed back", async () => {
     const identity = unique("flooder");
     const flooder = await viamClient(identity, "some-host");
-    await burst(60, () => flooder.callUpdate({ uuid: NO_SUCH_CALL, update: { case: "done", value: true } }));
-    const err = await errorOf(flooder.callUpdate({ uuid: NO_SUCH_CALL, update: { case: "done", value: true } }));
-    expect(err.code).toBe(Code.ResourceExhausted);
-    expect(err.rawMessage).toMatch(new RegExp(`${identity} makes more than ${REQUESTS_PER_SECOND} requests a second; retry in \\d+ ms`));
+    let err;
+    for (let i = 0; i < 20 && !err; i++) {
+      await flood(60, Code.NotFound, () => flooder.callUpdate(update));
+      err = await errorOf(flooder.callUpdate(update)).then((e) => (e.code === Code.ResourceExhausted ? e : undefined));
+    }
+    expect(err?.rawMessage).toMatch(new RegExp(`${identity} makes more than ${REQUESTS_PER_SECOND} requests a second; retry in \\d+ ms`));
     await sleep(1_000);
-    expect(await codeOf(flooder.callUpdate({ uuid: NO_SUCH_CALL, update: { case: "done", value: true } }))).toBe(Code.NotFound);
+    expect(await codeOf(flooder.callUpdate(update))).toBe(Code.NotFound);
   });
 
   it("does not hold one identity's flood against another", async () => {
     const flooder = await viamClient(unique("flooder"), "some-host");
-    await burst(60, () => flooder.callUpdate({ uuid: NO_SUCH_CALL, update: { case: "done", value: true } }));
+    await flood(150, Code.NotFound, () => flooder.callUpdate(update));
     const bystander = await viamClient(unique("bystander"), "some-host");
-    expect(await codeOf(bystander.callUpdate({ uuid: NO_SUCH_CALL, update: { case: "done", value: true } }))).toBe(Code.NotFound);
+    expect(await codeOf(bystander.callUpdate(update))).toBe(Code.NotFound);
   });
 
   it("counts Viam Calls", async () => {
     const caller = await viamClient(unique("flooder"), unique("nobody"));
-    const counts = await burst(60, async () => { for await (const _ of caller.call({ sdp: "offer" })) { /* none */ } });
-    expect(counts.get(Code.NotFound)).toBeGreaterThanOrEqual(REQUEST_BURST - RATE_LEASE_TOKENS);
-    expect(counts.get(Code.ResourceExhausted)).toBeGreaterThan(0);
+    expectLimited(await flood(150, Code.NotFound, async () => { for await (const _ of caller.call({ sdp: "offer" })) { /* none */ } }), 150);
   });
 
   it("counts Voice Connect streams", async () => {
     const identity = unique("flooder");
-    const counts = await burst(60, async () => {
+    expectLimited(await flood(120, "ok", async () => {
       const voice = await openVoice(identity);
       voice.close();
       await voice.next();
-    });
-    expect(counts.get("ok")).toBeGreaterThanOrEqual(REQUEST_BURST - RATE_LEASE_TOKENS);
-    expect(counts.get(Code.ResourceExhausted)).toBeGreaterThan(0);
+    }), 120);
   });
 
   it("counts SIP RPCs of an authenticated account", async () => {
     const { sip } = await sipAccount("flooder");
-    const counts = await burst(60, () => sip.getSipStatus({}));
-    expect(counts.get("ok")).toBeGreaterThanOrEqual(REQUEST_BURST - RATE_LEASE_TOKENS);
-    expect(counts.get(Code.ResourceExhausted)).toBeGreaterThan(0);
+    expectLimited(await flood(150, "ok", () => sip.getSipStatus({})), 150);
   });
 });

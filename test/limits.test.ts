@@ -1,0 +1,169 @@
+// Every bound in worker/limits.ts, enforced where it is stated. Bounds whose enforcement a door's
+// own test already pins are named here with that test, so this file is the one index:
+// - audio relay frame (1009): audio-relay.test.ts "closes a socket that sends a frame over the size limit"
+// - LiveKit signalling frame (1009): livekit.test.ts "closes a socket that sends a frame larger than …"
+// - Viam Call message (resource_exhausted): viam-signaling.test.ts "rejects a message over the 64 KiB limit"
+// - SIP WAV files and total: sip.test.ts "refuses more WAV files / WAV files larger than allowed"
+// - signals queued per side: call.test.ts "bounds the signals queued for a side with resource_exhausted"
+// - offer deadline, signal TTL, audio ring timeout and keep-alive lease: faults.test.ts
+// - SIP ring timeout: sip.test.ts "rings a callee without auto-answer until the ring timeout fails"
+// - LiveKit peer wait: livekit.test.ts "sends a participant still alone leave JOIN_FAILURE"
+// - requests per identity per second: rate-limit.test.ts
+import { Code } from "@connectrpc/connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { Sip } from "../proto/gen/ondewo/sip/sip_pb";
+import { SignalingService } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
+import {
+  MAX_ANSWER_HOSTS, MAX_CANDIDATES_PER_SIDE, MAX_NAME_LENGTH, MAX_PENDING_CALLS_PER_HOST, MAX_RPC_MESSAGE_BYTES,
+  NAME_PATTERN,
+} from "../worker/limits";
+import { clientFor } from "./connect-clients";
+import { candidateLine, codeOf, errorOf, openVoice, sipAccount, unique, viamClient } from "./door-clients";
+import { liveKitToken } from "./livekit-fixtures";
+import { tokenFor } from "./tokens";
+
+const OVERSIZE = "x".repeat(MAX_RPC_MESSAGE_BYTES + 1024);
+
+async function wsUpgrade(path: string) {
+  const res = await exports.default.fetch(`http://worker.test${path}`, { headers: { upgrade: "websocket" } });
+  const socket = res.webSocket!;
+  socket.accept();
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })));
+  return { socket, closed };
+}
+
+describe(`message size: ${MAX_RPC_MESSAGE_BYTES / 1024} KiB per Connect message`, () => {
+  it("refuses an oversize CallUpdate (unary) with resource_exhausted", async () => {
+    const caller = await viamClient(unique("caller"), "host");
+    const update = caller.callUpdate({ uuid: crypto.randomUUID(), update: { case: "candidate", value: { candidate: OVERSIZE } } });
+    expect(await codeOf(update)).toBe(Code.ResourceExhausted);
+  });
+
+  it("refuses an oversize Voice message (bidi) with resource_exhausted", async () => {
+    const voice = await openVoice(unique("callee"));
+    voice.candidate(OVERSIZE);
+    expect(await codeOf(voice.next())).toBe(Code.ResourceExhausted);
+  });
+
+  it("closes a /ws socket whose message is larger than one envelope of the limit with 1009", async () => {
+    const { socket, closed } = await wsUpgrade(`/ws/protocol.voice.v1.VoiceService/Connect?access_token=${await tokenFor(unique("b"))}`);
+    socket.send(encodeEnvelope(0, new Uint8Array(MAX_RPC_MESSAGE_BYTES + 1)));
+    expect((await closed).code).toBe(1009);
+  });
+
+  it("closes a /ws socket whose envelope length is not its message's with 1002", async () => {
+    const { socket, closed } = await wsUpgrade(`/ws/protocol.voice.v1.VoiceService/Connect?access_token=${await tokenFor(unique("b"))}`);
+    const envelope = encodeEnvelope(0, new Uint8Array(10));
+    new DataView(envelope.buffer).setUint32(1, 1000); // says 1000 bytes follow; 10 do
+    socket.send(envelope);
+    expect((await closed).code).toBe(1002);
+  });
+});
+
+describe("per-call bounds", () => {
+  async function answeredCall() {
+    const host = unique("host");
+    const id = crypto.randomUUID();
+    await env.HOSTS.getByName(host).next(crypto.randomUUID(), "voice", 1);
+    const call = env.CALLS.getByName(id);
+    await call.start(id, { host, caller: { identity: "alice", door: "viam" }, sdp: "offer", disableTrickle: false, deadline: Date.now() + 10_000 });
+    await call.claim({ identity: host, door: "voice" });
+    await call.answer(host, "answer");
+    return { host, call };
+  }
+
+  it(`refuses candidate ${MAX_CANDIDATES_PER_SIDE + 1} of one side with resource_exhausted, even when all were read`, async () => {
+    const { host, call } = await answeredCall();
+    let cursor = 0;
+    for (let i = 0; i < MAX_CANDIDATES_PER_SIDE; i++) {
+      const sent = await call.candidate("caller", "alice", { candidate: candidateLine(i) });
+      if (!sent.ok) throw new Error(`candidate ${i}: ${sent.message}`);
+      if (i % 50 === 49) {
+        // The callee keeps up: the queue bound (MAX_QUEUED_SIGNALS) is never what stops it.
+        const pulled = await call.pull("callee", host, cursor, 0);
+        if (!pulled.ok) throw new Error(pulled.message);
+        cursor = pulled.value.signals.at(-1)!.seq + 1;
+      }
+    }
+    expect(await call.candidate("caller", "alice", { candidate: candidateLine(999) })).toMatchObject({ ok: false, code: Code.ResourceExhausted });
+    // The other side has a budget of its own.
+    expect((await call.candidate("callee", host, { candidate: candidateLine(1) })).ok).toBe(true);
+  });
+
+  it(`refuses call ${MAX_PENDING_CALLS_PER_HOST + 1} waiting for one host with resource_exhausted`, async () => {
+    const host = env.HOSTS.getByName(unique("host"));
+    await host.next("answerer", "voice", 1);
+    for (let i = 0; i < MAX_PENDING_CALLS_PER_HOST; i++) {
+      const queued = await host.enqueue(crypto.randomUUID(), Date.now() + 10_000);
+      if (!queued.ok) throw new Error(`call ${i}: ${queued.message}`);
+    }
+    expect(await host.enqueue(crypto.randomUUID(), Date.now() + 10_000)).toMatchObject({ ok: false, code: Code.ResourceExhausted });
+  });
+
+  it(`refuses more than ${MAX_ANSWER_HOSTS} hosts in rpc-host with invalid_argument`, async () => {
+    const hosts = Array.from({ length: MAX_ANSWER_HOSTS + 1 }, (_, i) => `h${i}`).join(",");
+    const client = clientFor(SignalingService, { authorization: `Bearer ${await tokenFor("h0")}`, "rpc-host": hosts });
+    expect(await codeOf(client.optionalWebRTCConfig({}))).toBe(Code.InvalidArgument);
+  });
+});
+
+describe(`names: 1–${MAX_NAME_LENGTH} of A–Z a–z 0–9 . _ : @ - at every door`, () => {
+  const bad = ["", "a b", "a/b", "ä", "<script>", "a\u0000b", "x".repeat(MAX_NAME_LENGTH + 1)];
+  const good = ["a", "alice@example.org", "host:1", "A.b_c-d", "x".repeat(MAX_NAME_LENGTH)];
+
+  it("the pattern itself", () => {
+    for (const name of bad) expect(NAME_PATTERN.test(name)).toBe(false);
+    for (const name of good) expect(NAME_PATTERN.test(name)).toBe(true);
+  });
+
+  it("bearer tokens (every Connect door, /audio, /ws, /calls): a sub outside the pattern is unauthenticated", async () => {
+    for (const name of bad.filter(Boolean)) {
+      const client = clientFor(SignalingService, { authorization: `Bearer ${await tokenFor(name)}`, "rpc-host": "host" });
+      expect(await codeOf(client.callUpdate({ uuid: crypto.randomUUID(), update: { case: "done", value: true } }))).toBe(Code.Unauthenticated);
+    }
+  });
+
+  it("Viam rpc-host: a host outside the pattern is invalid_argument", async () => {
+    for (const name of ["a b", "a/b", "x".repeat(MAX_NAME_LENGTH + 1)]) {
+      const client = clientFor(SignalingService, { authorization: `Bearer ${await tokenFor("alice")}`, "rpc-host": name });
+      expect(await codeOf(client.optionalWebRTCConfig({}))).toBe(Code.InvalidArgument);
+    }
+  });
+
+  it("audio relay: a room outside the pattern is refused with 400", async () => {
+    const token = await tokenFor("alice");
+    for (const room of ["a%20b", "%C3%A4", "x".repeat(MAX_NAME_LENGTH + 1)]) {
+      const res = await exports.default.fetch(`http://worker.test/audio/${room}?access_token=${token}`, { headers: { upgrade: "websocket" } });
+      expect(res.status).toBe(400);
+    }
+  });
+
+  it("SIP: account, callee and transfer names outside the pattern are invalid_argument", async () => {
+    expect(await codeOf(clientFor(Sip, {}).registerAccount({ accountName: "a b", password: "pw" }))).toBe(Code.InvalidArgument);
+    const { name, sip } = await sipAccount("alice");
+    await sip.startSession({ accountName: name, autoAnswerInterval: 0 });
+    expect(await codeOf(sip.startCall({ calleeId: "a/b" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(sip.transferCall({ transferId: "x".repeat(MAX_NAME_LENGTH + 1) }))).toBe(Code.InvalidArgument);
+    // Basic credentials naming an account outside the pattern prove nothing.
+    const stranger = clientFor(Sip, { authorization: `Basic ${btoa("a b:pw")}` });
+    expect(await codeOf(stranger.getSipStatus({}))).toBe(Code.Unauthenticated);
+  });
+
+  it("LiveKit: a token whose identity or room is outside the pattern is refused with 401", async () => {
+    for (const [identity, room] of [["a b", "room"], ["alice", "room/1"], ["alice", "x".repeat(MAX_NAME_LENGTH + 1)]]) {
+      const res = await exports.default.fetch(`http://worker.test/rtc/validate?access_token=${await liveKitToken(identity, room)}`);
+      expect(res.status).toBe(401);
+    }
+    const ok = await exports.default.fetch(`http://worker.test/rtc/validate?access_token=${await liveKitToken("alice", "room-1")}`);
+    expect(ok.status).toBe(200);
+  });
+
+  it("dev tokens: an identity outside the pattern is invalid_argument (dev-tokens.test.ts), a call id that is no UUID too", async () => {
+    const err = await errorOf(clientFor(SignalingService, { authorization: `Bearer ${await tokenFor("alice")}`, "rpc-host": "h" })
+      .callUpdate({ uuid: "../../etc", update: { case: "done", value: true } }));
+    expect(err.code).toBe(Code.InvalidArgument);
+  });
+});
