@@ -6,6 +6,7 @@ import { fromBinary, toBinary, create, type DescMessage, type DescMethodStreamin
 import { Code, ConnectError, type StreamResponse, type Transport } from "@connectrpc/connect";
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-connect";
+import { asyncQueue } from "./async-queue";
 
 export interface WebSocketTransportOptions {
   /** http(s) base URL of the Worker; the WebSocket URL is derived from it. */
@@ -89,19 +90,8 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
 
 /** Binary messages from the socket in order; ends when the socket closes. */
 function messageQueue(socket: WebSocket): AsyncIterable<Uint8Array> {
-  const queue: Uint8Array[] = [];
-  let closed = false;
-  let wake: (() => void) | null = null;
-  socket.addEventListener("message", (e) => { queue.push(new Uint8Array(e.data as ArrayBuffer)); wake?.(); });
-  socket.addEventListener("close", () => { closed = true; wake?.(); });
-  return {
-    async *[Symbol.asyncIterator]() {
-      while (true) {
-        if (queue.length) { yield queue.shift()!; continue; }
-        if (closed) return;
-        await new Promise<void>((r) => { wake = r; });
-        wake = null;
-      }
-    },
-  };
+  const inbox = asyncQueue<Uint8Array>();
+  socket.addEventListener("message", (e) => inbox.push(new Uint8Array(e.data as ArrayBuffer)));
+  socket.addEventListener("close", () => inbox.close());
+  return inbox;
 }

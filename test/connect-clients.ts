@@ -6,6 +6,7 @@ import { createFetchClient } from "@connectrpc/connect/protocol";
 import { createTransport as createConnect } from "@connectrpc/connect/protocol-connect";
 import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
 import { exports } from "cloudflare:workers";
+import { asyncQueue } from "../client/async-queue";
 
 export type Protocol = "connect" | "connect-json" | "grpc-web" | "grpc-web-text-json";
 
@@ -34,20 +35,4 @@ export function clientFor<S extends DescService>(service: S, headers: Record<str
 }
 
 /** A pushable async iterable: the request side of a bidi stream a test writes to over time. */
-export function pushable<T>() {
-  const queue: T[] = [];
-  let wake: (() => void) | null = null;
-  let closed = false;
-  return {
-    push(item: T) { queue.push(item); wake?.(); },
-    close() { closed = true; wake?.(); },
-    async *[Symbol.asyncIterator]() {
-      while (true) {
-        if (queue.length) { yield queue.shift()!; continue; }
-        if (closed) return;
-        await new Promise<void>((r) => { wake = r; });
-        wake = null;
-      }
-    },
-  };
-}
+export const pushable = asyncQueue;

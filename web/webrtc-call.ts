@@ -5,6 +5,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
+import { asyncQueue, type AsyncQueue } from "../client/async-queue";
 import { createWebSocketTransport } from "../client/websocket-transport";
 import { SignalingService, type ICECandidate, type ICECandidateSchema } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { VoiceService, type ClientSignalSchema, type Signal } from "../proto/gen/protocol/voice/v1/voice_pb";
@@ -69,7 +70,7 @@ export class WebRtcCall {
   static async answerNext(opts: { token: string; mic: MediaStream; iceServers: RTCIceServer[]; signal: AbortSignal;
     events: CallEvents }): Promise<WebRtcCall> {
     const voice = createClient(VoiceService, createWebSocketTransport({ baseUrl: location.origin, token: opts.token, fallback: http }));
-    const outbox = pushable<ClientSignalInit>();
+    const outbox = asyncQueue<ClientSignalInit>();
     // Until the offer arrives, going offline ends the stream; after it, only the call does.
     const stream = new AbortController();
     const goOffline = () => stream.abort();
@@ -179,7 +180,7 @@ export class WebRtcCall {
     }
   }
 
-  private async answer(offer: string, signals: AsyncIterator<Signal>, outbox: Pushable<ClientSignalInit>): Promise<void> {
+  private async answer(offer: string, signals: AsyncIterator<Signal>, outbox: AsyncQueue<ClientSignalInit>): Promise<void> {
     // The call model takes the callee's candidates only after its answer: hold them until it is sent.
     const waiting: Array<RTCIceCandidate | null> = [];
     let answered = false;
@@ -216,26 +217,3 @@ function candidateFromWire(c: ICECandidate): RTCIceCandidateInit {
   return { candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpmLineIndex, usernameFragment: c.usernameFragment };
 }
 
-interface Pushable<T> extends AsyncIterable<T> {
-  push(item: T): void;
-  close(): void;
-}
-
-/** The request side of a bidi stream, written to as the page learns things. */
-function pushable<T>(): Pushable<T> {
-  const queue: T[] = [];
-  let wake: (() => void) | null = null;
-  let closed = false;
-  return {
-    push(item) { if (!closed) { queue.push(item); wake?.(); } },
-    close() { closed = true; wake?.(); },
-    async *[Symbol.asyncIterator]() {
-      while (true) {
-        if (queue.length) { yield queue.shift()!; continue; }
-        if (closed) return;
-        await new Promise<void>((r) => { wake = r; });
-        wake = null;
-      }
-    },
-  };
-}

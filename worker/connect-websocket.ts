@@ -15,6 +15,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { createEnvelopeReadableStream, encodeEnvelope, type UniversalHandler } from "@connectrpc/connect/protocol";
 import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import type { Context } from "hono";
+import { asyncQueue } from "../client/async-queue";
 import { contextValuesFor } from "./connect-mount";
 import type { AppEnv } from "./env";
 import { MAX_RPC_MESSAGE_BYTES } from "./limits";
@@ -89,41 +90,25 @@ export function connectOverWebSocket(handlers: UniversalHandler[]) {
 
 /** The client's envelopes as the byte stream a Connect handler reads; ends at its end-stream. */
 function requestEnvelopes(socket: WebSocket, abort: AbortController): AsyncIterable<Uint8Array> {
-  const queue: Uint8Array[] = [];
-  let ended = false;
-  let wake: (() => void) | null = null;
-  const push = (chunk: Uint8Array | null) => {
-    if (chunk) queue.push(chunk); else ended = true;
-    wake?.();
-  };
+  const envelopes = asyncQueue<Uint8Array>();
   // Messages are handled strictly in arrival order, even when one arrives as a Blob.
   let order = Promise.resolve();
   socket.addEventListener("message", (event) => {
     order = order.then(async () => {
-      if (ended) return;
       if (typeof event.data === "string") {
         socket.close(1003, "binary Connect envelopes only");
-        return push(null);
+        return envelopes.close();
       }
       const frame = readRequestFrame(await bytesOf(event.data));
-      if (frame.kind === "refused") {
-        socket.close(frame.code, frame.reason);
-        return push(null);
-      }
-      push(frame.kind === "message" ? frame.envelope : null);
+      if (frame.kind === "refused") socket.close(frame.code, frame.reason);
+      if (frame.kind === "message") envelopes.push(frame.envelope); else envelopes.close();
     });
   });
-  socket.addEventListener("close", () => { abort.abort(new ConnectError("client closed the WebSocket", Code.Canceled)); push(null); });
-  return {
-    async *[Symbol.asyncIterator]() {
-      while (true) {
-        if (queue.length) { yield queue.shift()!; continue; }
-        if (ended) return;
-        await new Promise<void>((r) => { wake = r; });
-        wake = null;
-      }
-    },
-  };
+  socket.addEventListener("close", () => {
+    abort.abort(new ConnectError("client closed the WebSocket", Code.Canceled));
+    envelopes.close();
+  });
+  return envelopes;
 }
 
 export type RequestFrame =

@@ -5,6 +5,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sign } from "hono/jwt";
 import { describe, expect, inject, it } from "vitest";
+import { asyncQueue } from "../../client/async-queue";
 import { createWebSocketTransport } from "../../client/websocket-transport";
 import { SignalingService } from "../../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { VoiceService } from "../../proto/gen/protocol/voice/v1/voice_pb";
@@ -14,23 +15,7 @@ const secret = inject("authSecret");
 const token = (sub: string) => sign({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, secret, "HS256");
 const unique = (role: string) => `${role}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
-function pushable<T>() {
-  const queue: T[] = [];
-  let wake: (() => void) | null = null;
-  let closed = false;
-  return {
-    push(item: T) { queue.push(item); wake?.(); },
-    close() { closed = true; wake?.(); },
-    async *[Symbol.asyncIterator]() {
-      while (true) {
-        if (queue.length) { yield queue.shift()!; continue; }
-        if (closed) return;
-        await new Promise<void>((r) => { wake = r; });
-        wake = null;
-      }
-    },
-  };
-}
+const pushable = asyncQueue;
 
 async function clients(identity: string, host: string) {
   const http = createConnectTransport({ baseUrl, httpVersion: "1.1" });
