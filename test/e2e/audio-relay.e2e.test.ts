@@ -1,25 +1,17 @@
 // Two Node clients (the `ws` package) talk seed-003 binary audio through `wrangler dev`:
 // real sockets, real hibernatable Durable Object, the same bytes in and out.
 import { randomBytes } from "node:crypto";
-import { sign } from "hono/jwt";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { AudioMessageType, encode, SampleFormat, type AudioPacket } from "../../worker/audio-codec";
+import { baseUrl, tokenFor } from "./server";
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    baseUrl: string;
-    authSecret: string;
-  }
-}
 
-const baseUrl = inject("baseUrl");
-const secret = inject("authSecret");
 const PACKETS_EACH_WAY = 1_000;
 /** 10 ms of 48 kHz mono float32: a realistic frame size. */
 const SAMPLES_BYTES = 480 * 4;
 
-const token = (sub: string) => sign({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, secret, "HS256");
+const token = (sub: string) => tokenFor(sub);
 const uniqueRoom = () => `audio-e2e-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 const EMPTY = new Uint8Array(0);
 

@@ -2,24 +2,16 @@
 // `bob` on protocol.voice.v1.VoiceService.Connect, through `wrangler dev`. Both ends are real
 // @roamhq/wrtc peers (audio sendrecv + a data channel) on HTTP/1.1 clients — the Voice stream is
 // a Connect bidi stream, so this also proves full-duplex bidi over HTTP/1.1.
-import { sign } from "hono/jwt";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { answerAsVoice, callFromViam, type SdpEncoding, type ViamCaller, type VoiceAnswerer } from "./cross-door-clients";
 import { decodeSdp, encodeSdp } from "./viam-host-answerer";
+import { baseUrl, tokenFor } from "./server";
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    baseUrl: string;
-    authSecret: string;
-  }
-}
 
-const baseUrl = inject("baseUrl");
-const secret = inject("authSecret");
 const CALLER = "alice";
 const HOST = "bob";
 
-const token = (sub: string) => sign({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, secret, "HS256");
+const token = (sub: string) => tokenFor(sub);
 
 let abort = new AbortController();
 const opened: Array<ViamCaller | VoiceAnswerer> = [];

@@ -5,22 +5,14 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { encodeWaveFromBuffer, SampleFormat as WaveFormat } from "@echogarden/wave-codec";
-import { sign } from "hono/jwt";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { Sip, SipStatus_StatusType as S, type SipStatus } from "../../proto/gen/ondewo/sip/sip_pb";
 import { AudioMessageType, decode, encode, SampleFormat, type AudioPacket, type AudioParams } from "../../worker/audio-codec";
+import { baseUrl, tokenFor } from "./server";
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    baseUrl: string;
-    authSecret: string;
-  }
-}
 
-const baseUrl = inject("baseUrl");
-const secret = inject("authSecret");
-const token = (sub: string) => sign({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, secret, "HS256");
+const token = (sub: string) => tokenFor(sub);
 const EMPTY = new Uint8Array(0);
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 

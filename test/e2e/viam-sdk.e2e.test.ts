@@ -10,21 +10,13 @@
 //
 // The SDK owns the `data` channel (it parses every message as gRPC-over-datachannel), so raw
 // bytes go over a channel the test opens on the SDK's peer connection; the host echoes them.
-import { sign } from "hono/jwt";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startViamHostAnswerer, wrtc, type ViamHostAnswerer } from "./viam-host-answerer";
+import { baseUrl, tokenFor } from "./server";
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    baseUrl: string;
-    authSecret: string;
-  }
-}
 
 type Sdk = typeof import("@viamrobotics/sdk");
 
-const baseUrl = inject("baseUrl");
-const secret = inject("authSecret");
 const ECHO_PREFIX = "echo:";
 
 // The SDK constructs these as globals at dial time; set them before it is even loaded.
@@ -35,7 +27,7 @@ Object.assign(globalThis, {
 });
 let sdk: Sdk;
 
-const token = (sub: string) => sign({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, secret, "HS256");
+const token = (sub: string) => tokenFor(sub);
 const uniqueName = (role: string) => `viam-e2e-${role}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 
 const dial = async (host: string) =>

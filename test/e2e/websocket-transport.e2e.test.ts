@@ -3,23 +3,20 @@
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { sign } from "hono/jwt";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { asyncQueue } from "../../client/async-queue";
 import { createWebSocketTransport } from "../../client/websocket-transport";
 import { SignalingService } from "../../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { VoiceService } from "../../proto/gen/protocol/voice/v1/voice_pb";
+import { baseUrl, tokenFor } from "./server";
 
-const baseUrl = inject("baseUrl");
-const secret = inject("authSecret");
-const token = (sub: string) => sign({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, secret, "HS256");
 const unique = (role: string) => `${role}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 const pushable = asyncQueue;
 
 async function clients(identity: string, host: string) {
   const http = createConnectTransport({ baseUrl, httpVersion: "1.1" });
-  const jwt = await token(identity);
+  const jwt = await tokenFor(identity);
   const ws = createWebSocketTransport({ baseUrl, token: jwt, fallback: http });
   const headers = { authorization: `Bearer ${jwt}`, "rpc-host": host };
   return { ws, http, headers };
