@@ -1,7 +1,7 @@
 // How a door follows a call: long-poll the call object for one side's signals, and ask the
 // host objects for the next call to answer. Shared by every door so each stays a translation.
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { CallObject, PullResult } from "../durable-objects/call";
+import type { CallObject, CallSummary, PullResult } from "../durable-objects/call";
 import type { Door, Side, Signal } from "../durable-objects/call-model";
 import type { Result } from "../durable-objects/result";
 import { publicError } from "./connect-errors";
@@ -61,12 +61,13 @@ function untilAborted<T>(work: Promise<T>, abort?: AbortSignal): Promise<T> {
 
 /**
  * Waits up to `waitMs` for the next call offered to any of `hosts` and claims it for
- * `identity`. Returns null when none came (the caller then heartbeats and asks again).
+ * `identity`, returning the claimed call. Returns null when none came (the caller then
+ * heartbeats and asks again).
  * A call taken from one host's queue while another host's call won the race goes back at
  * once; a claimed call is acknowledged so no other answerer gets it.
  */
 export async function nextCall(env: Env, hosts: string[], answererId: string, door: Door, waitMs: number,
-  only?: string): Promise<string | null> {
+  only?: string): Promise<CallSummary | null> {
   const host = (i: number) => env.HOSTS.getByName(hosts[i]);
   const offers = hosts.map((_, i) => offerFrom(env, hosts[i], answererId, door, waitMs, only));
   const first = await Promise.race(offers.map((p, i) => p.then((callId) => ({ i, callId }))));
@@ -80,12 +81,10 @@ export async function nextCall(env: Env, hosts: string[], answererId: string, do
   if (!first.callId) return null;
   const callId = first.callId;
   const claimed = await callStub(env, callId).claim({ identity: hosts[first.i], door });
-  await retried(() => host(first.i).ack(callId));
-  // Busy with this call, the answerer is no longer online for new ones (hosts that want to
-  // take calls in parallel keep a second stream waiting, as Viam's do).
-  await retried(() => host(first.i).leave(answererId));
-  if (!claimed.ok) return null;
-  return callId;
+  // The call leaves the queue; busy with it, the answerer is no longer online for new ones (hosts
+  // that take calls in parallel keep a second stream waiting, as Viam's do). Independent: at once.
+  await Promise.all([retried(() => host(first.i).ack(callId)), retried(() => host(first.i).leave(answererId))]);
+  return claimed.ok ? claimed.value : null;
 }
 
 /**

@@ -3,6 +3,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import type { CallSummary } from "../durable-objects/call";
 import type { Signal } from "../durable-objects/call-model";
 import {
   SignalingService, WebRTCConfigSchema, type AnswerRequest, type AnswerResponse,
@@ -165,24 +166,24 @@ export function viamSignaling(router: ConnectRouter): void {
       const heartbeats = ctx.requestHeader.get("heartbeats-allowed") === "true";
       const answererId = crypto.randomUUID();
 
-      let callId: string | null = null;
-      while (!callId) {
+      let call: CallSummary | null = null;
+      while (!call) {
         ctx.signal.throwIfAborted();
-        callId = await nextCall(env, hosts, answererId, "viam", ANSWERER_HEARTBEAT_MS);
-        if (!callId && heartbeats) yield { uuid: "", stage: { case: "heartbeat", value: {} } };
+        call = await nextCall(env, hosts, answererId, "viam", ANSWERER_HEARTBEAT_MS);
+        if (!call && heartbeats) yield { uuid: "", stage: { case: "heartbeat", value: {} } };
       }
-      const host = orThrow(await callStub(env, callId).summary()).host;
+      const { id: callId, host } = call;
       yield* serveCallee({
         env, callId, identity: host,
         consume: async () => {
           const sent = { candidates: 0 };
           for await (const res of responses) {
-            if ((await applyAnswerResponse(env, host, callId!, res, sent)) === "finished") return;
+            if ((await applyAnswerResponse(env, host, callId, res, sent)) === "finished") return;
           }
           // The host closed its side without done or error: it can send nothing more.
           throw new ConnectError("the answering host closed its stream before done", Code.Unavailable);
         },
-        emit: async (signal) => (await toAnswerRequest(env, host, callId!, signal)) as AnswerRequest,
+        emit: async (signal) => (await toAnswerRequest(env, host, callId, signal)) as AnswerRequest,
       });
     },
 

@@ -2,6 +2,7 @@
 // Connect stream means "online to take calls"; it gets the oldest waiting call's offer, then the
 // caller's candidates, and sends back its answer and candidates. One stream carries one call.
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import type { CallSummary } from "../durable-objects/call";
 import type { IceCandidate, Signal as CallSignal } from "../durable-objects/call-model";
 import { VoiceService, type ClientSignal } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { requireIdentity } from "./auth";
@@ -66,8 +67,8 @@ export function voice(router: ConnectRouter): void {
       // client that closes its side is no longer online.
       const inbox = signals[Symbol.asyncIterator]();
       const early = inbox.next();
-      let callId: string | null = null;
-      while (!callId) {
+      let call: CallSummary | null = null;
+      while (!call) {
         const waited = nextCall(env, [identity], answererId, "voice", ANSWERER_HEARTBEAT_MS, only?.toLowerCase());
         const first = await Promise.race([waited.then(() => null), early]);
         if (first) {
@@ -76,22 +77,22 @@ export function voice(router: ConnectRouter): void {
           await env.HOSTS.getByName(identity).leave(answererId);
           const raced = await waited;
           if (first.done) {
-            if (raced) await abandon(env, raced, "callee", identity);
+            if (raced) await abandon(env, raced.id, "callee", identity);
             return;
           }
           const message = `${first.value.event.case ?? "signal"} before any offer`;
-          if (raced) await callStub(env, raced).fail("callee", identity, Code.FailedPrecondition, message);
+          if (raced) await callStub(env, raced.id).fail("callee", identity, Code.FailedPrecondition, message);
           throw new ConnectError(message, Code.FailedPrecondition);
         }
-        callId = await waited;
+        call = await waited;
       }
+      const callId = call.id;
       // Tells the client which call it took (for `GET /calls/:id/history`, `POST /calls/:id/hangup`):
       // the header that binds a stream to a call, sent back with the offer.
       ctx.responseHeader.set(VOICE_CALL_ID_HEADER, callId);
       const taken: string = callId;
-      // Every RPC on the call goes through onCall: a fresh stub per try, so a reset of the call
-      // object mid-exchange is retried instead of failing the call.
-      const viamEncoded = sdpFromViam(orThrow(await onCall(env, callId, (call) => call.summary())).offer) !== null;
+      // The answer travels back in the encoding the caller's offer came in.
+      const viamEncoded = sdpFromViam(call.offer) !== null;
       /** Candidates this stream has applied: the index that makes a retried candidate a no-op. */
       let candidatesSent = 0;
 
