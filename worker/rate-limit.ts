@@ -12,7 +12,6 @@ interface Lease {
   expiresAt: number;
   /** The bucket was empty: refuse locally until then. */
   refusedUntil: number;
-  renewing?: Promise<void>;
 }
 
 /** This isolate's leases by identity, least recently used first. */
@@ -23,17 +22,21 @@ export async function admit(env: Env, identity: string): Promise<void> {
   for (;;) {
     const lease = leaseOf(identity);
     const now = Date.now();
-    if (now < lease.refusedUntil) {
-      throw new ConnectError(`${identity} makes more than ${REQUESTS_PER_SECOND} requests a second; retry in ${lease.refusedUntil - now} ms`,
-        Code.ResourceExhausted);
-    }
+    // Tokens first: a concurrent renewal may have been refused after others were granted.
     if (lease.tokens > 0 && now < lease.expiresAt) {
       lease.tokens--;
       return;
     }
-    // Concurrent requests of one identity share one renewal.
-    lease.renewing ??= renew(env, identity, lease);
-    await lease.renewing;
+    if (now < lease.refusedUntil) {
+      throw new ConnectError(`${identity} makes more than ${REQUESTS_PER_SECOND} requests a second; retry in ${lease.refusedUntil - now} ms`,
+        Code.ResourceExhausted);
+    }
+    // Each request short of a token leases for itself. Sharing one renewal promise between
+    // concurrent requests would make one request await I/O begun by another: workerd then runs
+    // the waiter's continuation in the other's context (its own request body becomes "I/O on
+    // behalf of a different request") or cancels it when that request ends first. Only plain
+    // numbers are shared; a concurrent renewal's spare tokens are spent by the next requests.
+    await renew(env, identity, lease);
   }
 }
 
@@ -50,7 +53,7 @@ async function renew(env: Env, identity: string, lease: Lease): Promise<void> {
   try {
     const { granted, retryAfterMs } = await env.HOSTS.getByName(identity).lease(RATE_LEASE_TOKENS);
     const now = Date.now();
-    lease.tokens = granted;
+    lease.tokens = (now < lease.expiresAt ? lease.tokens : 0) + granted;
     lease.expiresAt = now + RATE_LEASE_TTL_MS;
     lease.refusedUntil = granted === 0 ? now + Math.max(1, retryAfterMs) : 0;
   } catch (err) {
@@ -58,7 +61,5 @@ async function renew(env: Env, identity: string, lease: Lease): Promise<void> {
     console.warn("rate limit lease failed; admitting", { identity, err: String(err) });
     lease.tokens = 1;
     lease.expiresAt = Date.now() + RATE_LEASE_TTL_MS;
-  } finally {
-    lease.renewing = undefined;
   }
 }
