@@ -2,7 +2,9 @@
 import { sign } from "hono/jwt";
 import { TEST_AUTH_SECRET } from "./test-secret";
 
-export function tokenFor(identity: string, { secret = TEST_AUTH_SECRET, ttlSeconds = 600 } = {}): Promise<string> {
+/** `hosts`: the claim that lets the identity answer for those hosts too (worker/auth.ts). */
+export function tokenFor(identity: string,
+  { secret = TEST_AUTH_SECRET, ttlSeconds = 600, hosts }: { secret?: string; ttlSeconds?: number; hosts?: string[] } = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return sign({ sub: identity, iat: now, exp: now + ttlSeconds }, secret, "HS256");
+  return sign({ sub: identity, iat: now, exp: now + ttlSeconds, ...(hosts ? { hosts } : {}) }, secret, "HS256");
 }

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   AnswerResponseSchema, SignalingService, type AnswerRequest, type CallResponse,
 } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
+import { OFFER_ACK_TIMEOUT_MS } from "../worker/limits";
 import { clientFor, pushable, type Protocol } from "./connect-clients";
 import { tokenFor } from "./tokens";
 
@@ -22,10 +23,10 @@ async function signaling(identity: string, host: string, extra: Record<string, s
 }
 
 /** An answering host on a bidi Answer stream: what it receives, and a way to send stages. */
-async function openAnswerer(host: string, extra: Record<string, string> = {}) {
+async function openAnswerer(host: string, extra: Record<string, string> = {}, signal?: AbortSignal) {
   const client = await signaling(host, host, extra);
   const outbox = pushable<AnswerInit>();
-  const stream = client.answer(outbox)[Symbol.asyncIterator]();
+  const stream = client.answer(outbox, { signal })[Symbol.asyncIterator]();
   return {
     send: (stage: AnswerInit) => outbox.push(stage),
     close: () => outbox.close(),
@@ -113,6 +114,29 @@ describe("Viam SignalingService", () => {
       expect(await answerer.next()).toBeNull();
     });
   }
+
+  it("hands an offer to a live Answer stream within the 2 s ack timeout when the stream it went to has vanished", async () => {
+    const host = uniqueHost();
+    const vanishing = new AbortController();
+    const stale = await openAnswerer(host, {}, vanishing.signal);
+    const staleEnd = stale.next().catch(() => null);
+    await waitOnline(host);
+    // The client goes away mid-wait; its wait in the host object outlives it and is the oldest,
+    // so the offer goes to it first and is never acknowledged.
+    vanishing.abort();
+    await staleEnd;
+    const live = await openAnswerer(host);
+    const caller = await signaling("alice", host);
+    const responses = caller.call({ sdp: "offer" })[Symbol.asyncIterator]();
+    const placed = Date.now();
+
+    const init = await live.next();
+    expect(init?.stage).toMatchObject({ case: "init", value: { sdp: "offer" } });
+    expect(Date.now() - placed).toBeLessThan(OFFER_ACK_TIMEOUT_MS + 2_000);
+    live.send({ uuid: init!.uuid, stage: { case: "init", value: { sdp: "live-answer" } } });
+    expect((await responses.next()).value?.stage.value).toMatchObject({ sdp: "live-answer" });
+    live.send({ uuid: init!.uuid, stage: { case: "done", value: {} } });
+  });
 
   it("delivers every queued candidate in order when the call object is reset between two signals", async () => {
     const host = uniqueHost();
@@ -263,6 +287,36 @@ describe("Viam SignalingService", () => {
     const two = await signaling("alice", "a,b");
     expect(await codeOf(collect(two.call({ sdp: "x" })))).toBe(Code.InvalidArgument);
   });
+
+  it("offers a Call placed to the second host of an Answer stream's rpc-host to that stream", async () => {
+    const [a, b] = [uniqueHost(), uniqueHost()];
+    const answerer = await openAnswerer(a,
+      { "rpc-host": `${a},${b}`, authorization: `Bearer ${await tokenFor(a, { hosts: [b] })}` });
+    await Promise.all([waitOnline(a), waitOnline(b)]);
+    const caller = await signaling("alice", b);
+    const call = collect(caller.call({ sdp: "offer-to-b" }));
+    const init = await answerer.next();
+    expect(init?.stage).toMatchObject({ case: "init", value: { sdp: "offer-to-b" } });
+    // The stream answers as the host that was called.
+    expect(await env.CALLS.getByName(init!.uuid).summary()).toMatchObject({ ok: true, value: { callee: { identity: b } } });
+    answerer.send({ uuid: init!.uuid, stage: { case: "error", value: { status: { code: Code.Canceled, message: "bye" } } } });
+    expect(await codeOf(call)).toBe(Code.Canceled);
+  });
+
+  it("refuses an Answer stream naming a second host its token does not grant", async () => {
+    const [a, b] = [uniqueHost(), uniqueHost()];
+    const client = await signaling(a, `${a},${b}`);
+    expect(await codeOf(client.answer(pushable<AnswerInit>())[Symbol.asyncIterator]().next())).toBe(Code.PermissionDenied);
+  });
+
+  for (const count of [2, 3, 4, 5]) {
+    it(`accepts ${count} hosts in rpc-host for OptionalWebRTCConfig`, async () => {
+      const hosts = Array.from({ length: count }, () => uniqueHost());
+      const client = await signaling(hosts[0], hosts.join(","));
+      const res = await client.optionalWebRTCConfig({});
+      expect(res.config?.additionalIceServers[0].urls).toEqual(["stun:stun.l.google.com:19302"]);
+    });
+  }
 
   it("returns STUN servers from OptionalWebRTCConfig", async () => {
     const client = await signaling("alice", "bob");

@@ -17,8 +17,21 @@ export function tokenFrom(headers: Headers, url?: string): string | undefined {
   return undefined;
 }
 
+/** A verified token: the identity in `sub`, and the hosts its optional `hosts` claim lets it answer
+ * for besides itself (a Viam machine answers under several names at once, e.g. its cloud and its
+ * local address, on one Answer stream with `rpc-host: a,b`). */
+export interface TokenClaims {
+  identity: string;
+  hosts: string[];
+}
+
 /** Verifies a client token and returns its identity. */
 export async function verifyIdentity(token: string | undefined, secret: string | undefined): Promise<Result<string>> {
+  const claims = await verifyClaims(token, secret);
+  return claims.ok ? success(claims.value.identity) : claims;
+}
+
+async function verifyClaims(token: string | undefined, secret: string | undefined): Promise<Result<TokenClaims>> {
   if (!secret) return failure(Code.Internal, "AUTH_SECRET is not configured");
   if (!token) return failure(Code.Unauthenticated, "missing bearer token");
   let payload: Record<string, unknown>;
@@ -30,17 +43,27 @@ export async function verifyIdentity(token: string | undefined, secret: string |
   if (typeof payload.exp !== "number") return failure(Code.Unauthenticated, "token has no exp");
   const sub = payload.sub;
   if (typeof sub !== "string" || !NAME_PATTERN.test(sub)) return failure(Code.Unauthenticated, "token sub is not a valid identity");
-  return success(sub);
+  // A malformed grant grants nothing: the token still stands for `sub` alone.
+  const hosts = Array.isArray(payload.hosts) && payload.hosts.every((h) => typeof h === "string" && NAME_PATTERN.test(h))
+    ? payload.hosts as string[] : [];
+  return success({ identity: sub, hosts });
+}
+
+/** Claims of a Connect request's token, or an `unauthenticated` ConnectError. */
+export async function requireClaims(headers: Headers, secret: string | undefined): Promise<TokenClaims> {
+  const claims = await verifyClaims(tokenFrom(headers), secret);
+  if (!claims.ok) throw new ConnectError(claims.message, claims.code);
+  return claims.value;
 }
 
 /** Identity of a Connect request, or an `unauthenticated` ConnectError. */
 export async function requireIdentity(headers: Headers, secret: string | undefined): Promise<string> {
-  const identity = await verifyIdentity(tokenFrom(headers), secret);
-  if (!identity.ok) throw new ConnectError(identity.message, identity.code);
-  return identity.value;
+  return (await requireClaims(headers, secret)).identity;
 }
 
-/** An identity may answer, or fetch configuration, only for the host it is. */
-export function requireActsFor(identity: string, host: string): void {
-  if (identity !== host) throw new ConnectError(`${identity} may not act for host ${host}`, Code.PermissionDenied);
+/** A token may answer only for the host it is, or for one its `hosts` claim names. */
+export function requireActsFor(claims: TokenClaims, host: string): void {
+  if (claims.identity !== host && !claims.hosts.includes(host)) {
+    throw new ConnectError(`${claims.identity} may not act for host ${host}`, Code.PermissionDenied);
+  }
 }

@@ -8,7 +8,7 @@ import type { Signal } from "../durable-objects/call-model";
 import {
   SignalingService, WebRTCConfigSchema, type AnswerRequest, type AnswerResponse,
 } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
-import { requireActsFor, requireIdentity, tokenFrom } from "./auth";
+import { requireActsFor, requireClaims, requireIdentity, tokenFrom } from "./auth";
 import { abandon, callStub, followCall, nextCall, onCall, orThrow, serveCallee } from "./call-streams";
 import { envOf } from "./connect-context";
 import type { Env } from "./env";
@@ -160,9 +160,9 @@ export function viamSignaling(router: ConnectRouter): void {
 
     async *answer(responses, ctx) {
       const env = envOf(ctx);
-      const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
+      const claims = await requireClaims(ctx.requestHeader, env.AUTH_SECRET);
       const hosts = hostsOf(ctx, MAX_ANSWER_HOSTS);
-      for (const h of hosts) requireActsFor(identity, h);
+      for (const h of hosts) requireActsFor(claims, h);
       const heartbeats = ctx.requestHeader.get("heartbeats-allowed") === "true";
       const answererId = crypto.randomUUID();
 
