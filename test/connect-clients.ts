@@ -10,13 +10,19 @@ import { asyncQueue } from "../client/async-queue";
 
 export type Protocol = "connect" | "connect-json" | "grpc-web" | "grpc-web-text-json";
 
-export function workerTransport(protocol: Protocol = "connect", headers: Record<string, string> = {}) {
+/** How a transport reaches the Worker: its fetch handler as deployed, or `app.fetch` with another env. */
+export type WorkerFetch = (req: Request) => Response | Promise<Response>;
+const deployedWorker: WorkerFetch = (req) => exports.default.fetch(req);
+
+export function workerTransport(protocol: Protocol = "connect", headers: Record<string, string> = {},
+  fetch: WorkerFetch = deployedWorker) {
   const addHeaders: Interceptor = (next) => (req) => {
     for (const [k, v] of Object.entries(headers)) req.header.set(k, v);
     return next(req);
   };
   const options = {
-    httpClient: createFetchClient((req) => exports.default.fetch(req)),
+    // connect-es hands its fetch function a Request (universalClientRequestToFetch).
+    httpClient: createFetchClient(async (req) => fetch(req as Request)),
     baseUrl: "http://worker.test",
     useBinaryFormat: protocol === "connect" || protocol === "grpc-web",
     interceptors: [addHeaders],
@@ -30,8 +36,8 @@ export function workerTransport(protocol: Protocol = "connect", headers: Record<
 }
 
 export function clientFor<S extends DescService>(service: S, headers: Record<string, string>,
-  protocol: Protocol = "connect"): Client<S> {
-  return createClient(service, workerTransport(protocol, headers));
+  protocol: Protocol = "connect", fetch?: WorkerFetch): Client<S> {
+  return createClient(service, workerTransport(protocol, headers, fetch));
 }
 
 /** A pushable async iterable: the request side of a bidi stream a test writes to over time. */

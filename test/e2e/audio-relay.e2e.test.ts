@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { AudioMessageType, encode, SampleFormat, type AudioPacket } from "../../worker/audio-codec";
+import { MAX_AUDIO_FRAME_BYTES } from "../../worker/limits";
 import { baseUrl, tokenFor } from "./server";
 
 
@@ -19,7 +20,8 @@ const EMPTY = new Uint8Array(0);
 class NodeAudioClient {
   private readonly inbox: Buffer[] = [];
   private waiting: ((message: Buffer) => void) | null = null;
-  readonly closed: Promise<number>;
+  /** The close frame the server sent: its code and its reason. */
+  readonly closed: Promise<{ code: number; reason: string }>;
 
   private constructor(readonly ws: WebSocket) {
     ws.on("message", (message: Buffer) => {
@@ -28,7 +30,7 @@ class NodeAudioClient {
       if (wake) wake(message);
       else this.inbox.push(message);
     });
-    this.closed = new Promise((resolve) => ws.on("close", (code: number) => resolve(code)));
+    this.closed = new Promise((resolve) => ws.on("close", (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })));
   }
 
   static async join(room: string, identity: string): Promise<NodeAudioClient> {
@@ -59,16 +61,28 @@ afterEach(() => {
   for (const client of opened.splice(0)) client.ws.terminate();
 });
 
-async function pair(room: string) {
+/** Alice's handshake to Bob, as far as Bob's ring. */
+async function ring(room: string) {
   const alice = await NodeAudioClient.join(room, "alice");
   const bob = await NodeAudioClient.join(room, "bob");
   alice.send({ type: AudioMessageType.Handshake, username: "bob", optional: EMPTY,
     params: { sampleRate: 48_000, channels: 1, format: SampleFormat.Float32, chunkSize: 480 } });
-  const ring = await bob.next();
-  expect(new TextDecoder().decode(ring.subarray(19, 24))).toBe("alice");
+  const handshake = await bob.next();
+  expect(new TextDecoder().decode(handshake.subarray(19, 24))).toBe("alice");
+  return { alice, bob };
+}
+
+async function pair(room: string) {
+  const { alice, bob } = await ring(room);
   bob.send({ type: AudioMessageType.Accept, optional: EMPTY });
   expect(await alice.next()).toEqual(encode({ type: AudioMessageType.Accept, optional: EMPTY }));
   return { alice, bob };
+}
+
+/** `packet` with its Length field (little-endian u32 at 0, counting the whole packet) set to `length`. */
+function withLength(packet: Uint8Array, length: number): Uint8Array {
+  new DataView(packet.buffer, packet.byteOffset).setUint32(0, length, true);
+  return packet;
 }
 
 function audioFrames(count: number): Uint8Array[] {
@@ -110,7 +124,36 @@ describe("audio relay over wrangler dev", () => {
   it("closes a client that sends a text frame with 1003", async () => {
     const { alice } = await pair(uniqueRoom());
     alice.ws.send("hello");
-    expect(await alice.closed).toBe(1003);
+    expect((await alice.closed).code).toBe(1003);
+  });
+
+  it("forwards the callee's reject to the handshaking client, byte for byte", async () => {
+    const { alice, bob } = await ring(uniqueRoom());
+    const reject = encode({ type: AudioMessageType.Reject, optional: new Uint8Array([7, 8, 9]) });
+    bob.send(reject);
+    expect(await alice.next()).toEqual(reject);
+  });
+
+  it("closes a client whose Length field disagrees with its message with 1002 and a reason", async () => {
+    const { alice } = await pair(uniqueRoom());
+    alice.send(withLength(encode({ type: AudioMessageType.Data, data: randomBytes(SAMPLES_BYTES) }), SAMPLES_BYTES + 7));
+    const closed = await alice.closed;
+    expect(closed.code).toBe(1002);
+    expect(closed.reason).toMatch(/Length/);
+  });
+
+  it("sends a drop to the peer of a client closed for a wrong Length field", async () => {
+    const { alice, bob } = await pair(uniqueRoom());
+    alice.send(withLength(encode({ type: AudioMessageType.Data, data: randomBytes(SAMPLES_BYTES) }), SAMPLES_BYTES + 7));
+    expect(await bob.next()).toEqual(encode({ type: AudioMessageType.Drop, optional: EMPTY }));
+  });
+
+  it(`closes a client that sends a well-formed frame over ${MAX_AUDIO_FRAME_BYTES} bytes with 1009`, async () => {
+    const { alice } = await pair(uniqueRoom());
+    const oversize = encode({ type: AudioMessageType.Data, data: randomBytes(MAX_AUDIO_FRAME_BYTES - 6 + 1) });
+    expect(oversize.length).toBe(MAX_AUDIO_FRAME_BYTES + 1);
+    alice.send(oversize);
+    expect((await alice.closed).code).toBe(1009);
   });
 
   it("refuses an upgrade without a token with 401", async () => {
