@@ -7,22 +7,27 @@ import {
   ANSWERER_LEASE_MS, MAX_PENDING_CALLS_PER_HOST, OFFER_ACK_TIMEOUT_MS, REQUEST_BURST, REQUESTS_PER_SECOND,
 } from "../worker/limits";
 import type { Door } from "./call-model";
+import { AlarmClock } from "./alarm-clock";
 import { failure, success, type Result } from "./result";
 import { fullBucket, takeTokens, type TokenBucket } from "./token-bucket";
 
+// WITHOUT ROWID: a text primary key is then the table itself, not a second index beside it, so
+// each insert, update and delete writes one row where SQLite's billing would count two. `seq`
+// orders the queue (calls enqueued in the same millisecond included); it only has to grow among
+// the rows present, so MAX(seq) + 1 does.
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS answerers (
     id TEXT PRIMARY KEY,
     door TEXT NOT NULL,
     last_seen INTEGER NOT NULL
-  );
+  ) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS waiting (
     call_id TEXT PRIMARY KEY,
-    enqueued_at INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
     deadline INTEGER NOT NULL,
     offered_to TEXT,
     offered_at INTEGER
-  );
+  ) WITHOUT ROWID;
 `;
 
 interface Waiter {
@@ -38,6 +43,7 @@ export class HostObject extends DurableObject<Env> {
    * object is evicted after seconds of idleness, by when the bucket has refilled anyway (it is full
    * after REQUEST_BURST / REQUESTS_PER_SECOND = 2 s), so forgetting it never lets a flood through. */
   private requestBucket: TokenBucket | undefined;
+  private readonly alarmClock = new AlarmClock(this.ctx.storage);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -54,7 +60,8 @@ export class HostObject extends DurableObject<Env> {
     if (pending >= MAX_PENDING_CALLS_PER_HOST) {
       return failure(Code.ResourceExhausted, `${MAX_PENDING_CALLS_PER_HOST} calls already wait for this host`);
     }
-    sql.exec("INSERT OR IGNORE INTO waiting (call_id, enqueued_at, deadline) VALUES (?, ?, ?)", callId, now, deadline);
+    sql.exec(`INSERT OR IGNORE INTO waiting (call_id, seq, deadline)
+      VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM waiting), ?)`, callId, deadline);
     this.dispatch(now);
     this.ringStanding(callId, now);
     await this.scheduleAlarm();
@@ -132,11 +139,12 @@ export class HostObject extends DurableObject<Env> {
     return {
       online: this.isOnline(now),
       answerers: sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM answerers").one().n,
-      waiting: sql.exec<{ call_id: string }>("SELECT call_id FROM waiting ORDER BY enqueued_at").toArray().map((r) => r.call_id),
+      waiting: sql.exec<{ call_id: string }>("SELECT call_id FROM waiting ORDER BY seq").toArray().map((r) => r.call_id),
     };
   }
 
   async alarm(): Promise<void> {
+    this.alarmClock.fired();
     const now = Date.now();
     // Offers handed to an answerer that never acknowledged them go back to the queue.
     this.ctx.storage.sql.exec(
@@ -184,7 +192,7 @@ export class HostObject extends DurableObject<Env> {
       ? sql.exec<{ call_id: string }>(
         "SELECT call_id FROM waiting WHERE call_id = ? AND offered_to IS NULL AND deadline > ?", only, now).toArray()[0]
       : sql.exec<{ call_id: string }>(
-        "SELECT call_id FROM waiting WHERE offered_to IS NULL AND deadline > ? ORDER BY enqueued_at, rowid LIMIT 1", now).toArray()[0];
+        "SELECT call_id FROM waiting WHERE offered_to IS NULL AND deadline > ? ORDER BY seq LIMIT 1", now).toArray()[0];
     if (!row) return null;
     sql.exec("UPDATE waiting SET offered_to = ?, offered_at = ? WHERE call_id = ?", answererId, now, row.call_id);
     return row.call_id;
@@ -195,7 +203,7 @@ export class HostObject extends DurableObject<Env> {
     const row = sql.exec<{ ack: number | null; deadline: number | null }>(
       "SELECT MIN(offered_at) AS ack, MIN(deadline) AS deadline FROM waiting").one();
     const times = [row.ack === null ? null : row.ack + OFFER_ACK_TIMEOUT_MS, row.deadline].filter((t): t is number => t !== null);
-    if (times.length) await this.ctx.storage.setAlarm(Math.min(...times));
+    if (times.length) await this.alarmClock.set(Math.min(...times));
   }
 
   private hostName(): string {

@@ -9,6 +9,7 @@ import type { Env } from "../worker/env";
 import { iceServersFor } from "../worker/ice-config";
 import { LIVEKIT_MAX_SIGNAL_BYTES, NAME_PATTERN } from "../worker/limits";
 import type { LiveKitGrant } from "../worker/livekit-token";
+import { AlarmClock } from "./alarm-clock";
 import { closeSocket, HibernatingObject } from "./hibernating-object";
 import { emptyRoom, nextDeadline, step, type RoomEffect, type RoomEvent, type RoomState } from "./livekit-model";
 
@@ -42,6 +43,7 @@ function newId(prefix: "PA_" | "RM_" | "TR_"): string {
 
 export class LiveKitRoom extends HibernatingObject<Env> {
   private room: RoomState = emptyRoom();
+  private readonly alarmClock = new AlarmClock(this.ctx.storage);
   /** The body last written to SQLite, so unchanged steps (pings, relayed candidates) write nothing. */
   private persisted: string | undefined;
 
@@ -103,7 +105,8 @@ export class LiveKitRoom extends HibernatingObject<Env> {
   }
 
   protected async onAlarm(): Promise<void> {
-    await this.apply({ type: "tick", now: Date.now() }, true);
+    this.alarmClock.fired();
+    await this.apply({ type: "tick", now: Date.now() });
   }
 
   /** A protocol error ends the socket, not the session: the client may resume on a new one. */
@@ -112,18 +115,13 @@ export class LiveKitRoom extends HibernatingObject<Env> {
     closeSocket(ws, code, reason);
   }
 
-  /** One event through the rules: persist, act, and move the alarm if the next deadline moved
-   * (always after an alarm, which has been used up). */
-  private async apply(event: RoomEvent, alarmFired = false): Promise<void> {
-    const before = nextDeadline(this.room);
+  /** One event through the rules: persist, act, and move the alarm to the next deadline. */
+  private async apply(event: RoomEvent): Promise<void> {
     const { state, effects } = step(this.room, event);
     this.room = state;
     this.save();
     for (const effect of effects) this.perform(effect);
-    const after = nextDeadline(state);
-    if (after === before && !alarmFired) return;
-    if (after === undefined) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(after);
+    await this.alarmClock.set(nextDeadline(state) ?? null);
   }
 
   private save(): void {

@@ -17,6 +17,7 @@ import {
 } from "../worker/limits";
 import { convertPcm, WavError, type PcmAudio } from "../worker/wav-audio";
 import type { CallChange } from "./call";
+import { AlarmClock } from "./alarm-clock";
 import { failure, success, type Result } from "./result";
 import { SipAudioLeg, type AudioLegEvents } from "./sip-audio-leg";
 import { fingerprint, hashPassword, sameBytes, verifyPassword, type PasswordHash } from "./sip-credentials";
@@ -63,6 +64,7 @@ export class SipAccount extends DurableObject<Env> {
   private verified: Uint8Array | undefined;
   /** When the standing lease at the HostObject is next renewed; null while not standing. */
   private standingRenewAt: number | null = null;
+  private readonly alarmClock = new AlarmClock(this.ctx.storage);
   /** Stand/leave calls go out in order, so the last one sent matches the newest state. */
   private standingSync: Promise<void> = Promise.resolve();
   private leg: SipAudioLeg | undefined;
@@ -245,6 +247,7 @@ export class SipAccount extends DurableObject<Env> {
   }
 
   async alarm(): Promise<void> {
+    this.alarmClock.fired();
     if (this.state) await this.run({ type: "tick", now: Date.now() });
     // A due renewal is forced by forgetting the lease; syncStanding then stands again.
     if (this.standingRenewAt !== null && this.standingRenewAt <= Date.now()) this.standingRenewAt = null;
@@ -471,8 +474,7 @@ export class SipAccount extends DurableObject<Env> {
   private async scheduleAlarm(): Promise<void> {
     const times = [this.state ? nextDeadline(this.state) : undefined, this.standingRenewAt ?? undefined]
       .filter((t): t is number => t !== undefined);
-    if (times.length > 0) await this.ctx.storage.setAlarm(Math.min(...times));
-    else await this.ctx.storage.deleteAlarm();
+    await this.alarmClock.set(times.length > 0 ? Math.min(...times) : null);
   }
 
   private readHistory(query: string): Result<SipStatusEntry[]> {

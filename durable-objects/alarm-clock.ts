@@ -1,0 +1,28 @@
+// A Durable Object's one alarm, set only when its time changes. Every setAlarm / deleteAlarm is a
+// billed storage write, and the objects recompute their next deadline after every event, which
+// mostly lands on the time already set (a call's 12 h maximum age, a queued offer's deadline).
+
+export class AlarmClock {
+  /** The alarm time as last set or read; undefined until read since the object woke. */
+  private at: number | null | undefined;
+
+  constructor(private readonly storage: DurableObjectStorage) {}
+
+  /** Arms the alarm for `at` (ms), or clears it for null; a no-op when that is already so. */
+  async set(at: number | null): Promise<void> {
+    if (this.at === undefined) {
+      const stored = await this.storage.getAlarm();
+      // A set that ran while this one read wins: its value is the newer one.
+      if (this.at === undefined) this.at = stored;
+    }
+    if (this.at === at) return;
+    this.at = at;
+    if (at === null) await this.storage.deleteAlarm();
+    else await this.storage.setAlarm(at);
+  }
+
+  /** The alarm fired, so the runtime no longer holds it: the next `set` writes whatever it is told. */
+  fired(): void {
+    this.at = null;
+  }
+}
