@@ -45,9 +45,16 @@ export class HostObject extends DurableObject<Env> {
   private requestBucket: TokenBucket | undefined;
   private readonly alarmClock = new AlarmClock(this.ctx.storage);
 
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => { ctx.storage.sql.exec(SCHEMA); });
+  private schemaReady = false;
+
+  /** The object's tables, created on first use: the object of an identity that only places calls
+   * holds nothing but its request bucket (in memory), and creating a database costs a write. */
+  private get sql(): SqlStorage {
+    if (!this.schemaReady) {
+      this.ctx.storage.sql.exec(SCHEMA);
+      this.schemaReady = true;
+    }
+    return this.ctx.storage.sql;
   }
 
   /** Queues a call for this host. Fails at once with not_found when no answerer is online. */
@@ -55,7 +62,7 @@ export class HostObject extends DurableObject<Env> {
     const now = Date.now();
     this.purge(now);
     if (!this.isOnline(now)) return failure(Code.NotFound, `host ${this.hostName()} is not online`);
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     const pending = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n;
     if (pending >= MAX_PENDING_CALLS_PER_HOST) {
       return failure(Code.ResourceExhausted, `${MAX_PENDING_CALLS_PER_HOST} calls already wait for this host`);
@@ -75,7 +82,7 @@ export class HostObject extends DurableObject<Env> {
    */
   async next(answererId: string, door: Door, waitMs: number, only?: string): Promise<string | null> {
     const now = Date.now();
-    this.ctx.storage.sql.exec(
+    this.sql.exec(
       "INSERT INTO answerers (id, door, last_seen) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen",
       answererId, door, now);
     this.purge(now);
@@ -101,19 +108,19 @@ export class HostObject extends DurableObject<Env> {
    */
   async stand(account: string, until: number): Promise<void> {
     // The lease check is `last_seen > now - ANSWERER_LEASE_MS`; this last_seen makes it end at `until`.
-    this.ctx.storage.sql.exec(
+    this.sql.exec(
       "INSERT INTO answerers (id, door, last_seen) VALUES (?, 'sip', ?) ON CONFLICT (id) DO UPDATE SET door = 'sip', last_seen = excluded.last_seen",
       account, until - ANSWERER_LEASE_MS);
   }
 
   /** The answerer has taken the call (or found it gone): it leaves the queue for good. */
   async ack(callId: string): Promise<void> {
-    this.ctx.storage.sql.exec("DELETE FROM waiting WHERE call_id = ?", callId);
+    this.sql.exec("DELETE FROM waiting WHERE call_id = ?", callId);
   }
 
   /** Puts back a call handed out but not taken (its answerer took another host's call). */
   async requeue(callId: string): Promise<void> {
-    this.ctx.storage.sql.exec("UPDATE waiting SET offered_to = NULL, offered_at = NULL WHERE call_id = ?", callId);
+    this.sql.exec("UPDATE waiting SET offered_to = NULL, offered_at = NULL WHERE call_id = ?", callId);
     this.dispatch(Date.now());
     await this.scheduleAlarm();
   }
@@ -121,7 +128,7 @@ export class HostObject extends DurableObject<Env> {
   /** The answerer's stream closed: it stops counting as online at once. */
   async leave(answererId: string): Promise<void> {
     this.waiters.get(answererId)?.give(null);
-    this.ctx.storage.sql.exec("DELETE FROM answerers WHERE id = ?", answererId);
+    this.sql.exec("DELETE FROM answerers WHERE id = ?", answererId);
   }
 
   /** Hands a Worker isolate up to `want` of this identity's request tokens (worker/rate-limit.ts). */
@@ -135,7 +142,7 @@ export class HostObject extends DurableObject<Env> {
   async status(): Promise<{ online: boolean; answerers: number; waiting: string[] }> {
     const now = Date.now();
     this.purge(now);
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     return {
       online: this.isOnline(now),
       answerers: sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM answerers").one().n,
@@ -147,7 +154,7 @@ export class HostObject extends DurableObject<Env> {
     this.alarmClock.fired();
     const now = Date.now();
     // Offers handed to an answerer that never acknowledged them go back to the queue.
-    this.ctx.storage.sql.exec(
+    this.sql.exec(
       "UPDATE waiting SET offered_to = NULL, offered_at = NULL WHERE offered_at IS NOT NULL AND offered_at <= ?",
       now - OFFER_ACK_TIMEOUT_MS);
     this.purge(now);
@@ -156,7 +163,7 @@ export class HostObject extends DurableObject<Env> {
   }
 
   private ringStanding(callId: string, now: number): void {
-    const standing = this.ctx.storage.sql.exec<{ id: string }>(
+    const standing = this.sql.exec<{ id: string }>(
       "SELECT id FROM answerers WHERE door = 'sip' AND last_seen > ?", now - ANSWERER_LEASE_MS).toArray();
     for (const { id } of standing) {
       // Not awaited: the caller's start must not wait on (or fail with) the callee's account.
@@ -168,12 +175,12 @@ export class HostObject extends DurableObject<Env> {
 
   private isOnline(now: number): boolean {
     if (this.waiters.size > 0) return true;
-    return this.ctx.storage.sql
+    return this.sql
       .exec<{ n: number }>("SELECT COUNT(*) AS n FROM answerers WHERE last_seen > ?", now - ANSWERER_LEASE_MS).one().n > 0;
   }
 
   private purge(now: number): void {
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     sql.exec("DELETE FROM waiting WHERE deadline <= ?", now);
     sql.exec("DELETE FROM answerers WHERE last_seen <= ?", now - ANSWERER_LEASE_MS);
   }
@@ -187,7 +194,7 @@ export class HostObject extends DurableObject<Env> {
   }
 
   private takeFor(only: string | undefined, now: number, answererId: string): string | null {
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     const row = only
       ? sql.exec<{ call_id: string }>(
         "SELECT call_id FROM waiting WHERE call_id = ? AND offered_to IS NULL AND deadline > ?", only, now).toArray()[0]
@@ -199,7 +206,7 @@ export class HostObject extends DurableObject<Env> {
   }
 
   private async scheduleAlarm(): Promise<void> {
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     const row = sql.exec<{ ack: number | null; deadline: number | null }>(
       "SELECT MIN(offered_at) AS ack, MIN(deadline) AS deadline FROM waiting").one();
     const times = [row.ack === null ? null : row.ack + OFFER_ACK_TIMEOUT_MS, row.deadline].filter((t): t is number => t !== null);
