@@ -5,6 +5,25 @@ import { verify } from "hono/jwt";
 import { failure, success, type Result } from "../durable-objects/result";
 import { NAME_PATTERN } from "./limits";
 
+/** HS256 verification keys by secret, kept for the isolate's life: importing the key was a third
+ * of the cost of verifying a token. A CryptoKey is plain data, so sharing it between requests is
+ * safe (a promise would not be: see rate-limit.ts). A few secrets at most (AUTH_SECRET,
+ * LIVEKIT_API_SECRET, one rotation). Handing hono a key also keeps it from reading a secret that
+ * happens to contain "PUBLIC" or "PRIVATE" as a PEM document. */
+const hs256Keys = new Map<string, CryptoKey>();
+const MAX_CACHED_KEYS = 8;
+
+export async function hs256Key(secret: string): Promise<CryptoKey> {
+  let key = hs256Keys.get(secret);
+  if (!key) {
+    key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" },
+      false, ["verify"]);
+    if (hs256Keys.size >= MAX_CACHED_KEYS) hs256Keys.clear();
+    hs256Keys.set(secret, key);
+  }
+  return key;
+}
+
 /** The token from `Authorization: Bearer …`, or from `?access_token=` (browsers cannot set
  * headers on a WebSocket upgrade). */
 export function tokenFrom(headers: Headers, url?: string): string | undefined {
@@ -36,7 +55,7 @@ async function verifyClaims(token: string | undefined, secret: string | undefine
   if (!token) return failure(Code.Unauthenticated, "missing bearer token");
   let payload: Record<string, unknown>;
   try {
-    payload = await verify(token, secret, "HS256");
+    payload = await verify(token, await hs256Key(secret), "HS256");
   } catch (err) {
     return failure(Code.Unauthenticated, `invalid token: ${(err as Error).name}`);
   }

@@ -6,6 +6,7 @@ import { Code } from "@connectrpc/connect";
 import { verify } from "hono/jwt";
 import { failure, success, type Result } from "../durable-objects/result";
 import { TrackSource } from "../proto/gen/livekit_models_pb";
+import { hs256Key } from "./auth";
 import { LIVEKIT_TOKEN_NBF_LEEWAY_S, NAME_PATTERN } from "./limits";
 
 /** What a verified token lets its holder do in one room. */
@@ -52,7 +53,7 @@ export async function verifyLiveKitToken(token: string | undefined, apiKey: stri
   let claims: Claims;
   try {
     // nbf is checked below, with leeway: AccessToken stamps nbf = now on the minting host.
-    claims = await verify(token, apiSecret, { alg: "HS256", nbf: false });
+    claims = await verify(token, await hs256Key(apiSecret), { alg: "HS256", nbf: false });
   } catch (err) {
     return failure(Code.Unauthenticated, `invalid authorization token: ${(err as Error).name}`);
   }
