@@ -1,0 +1,336 @@
+// Counting what Cloudflare would bill, from outside the Worker's code: a second `wrangler dev` runs
+// the same Worker behind a thin wrapper entry (generated here, nothing in worker/ or
+// durable-objects/ changes) that counts
+//   - Worker requests: every request reaching the Worker's fetch handler;
+//   - Durable Object requests: every method call on a Durable Object stub (each is its own RPC
+//     session, billed as one request), `fetch` on a stub included (a WebSocket upgrade to a room),
+//     made by the Worker or by one object calling another; every alarm invocation; every incoming
+//     WebSocket message an object's handler receives (billed 20:1; auto-answered "ping" frames never
+//     reach a handler and are not billed);
+//   - SQLite rows read and written (each cursor's rowsRead / rowsWritten; miniflare's own
+//     bookkeeping table excluded), alarm writes, and the alarms still pending (set, not yet fired).
+// The wrapper replaces `env` (a Proxy whose Durable Object namespaces hand out counting stubs) for
+// the Worker and for every object (each exported class is subclassed only to pass the wrapped env
+// and count alarms and WebSocket messages). Counts live in module globals: workerd runs a Worker and
+// its Durable Objects in one isolate, which the counts themselves confirm (object-to-object calls,
+// such as CallObject → HostObject.enqueue, show up). GET /__bench/counts reads them, POST
+// /__bench/reset zeroes them; neither is counted.
+//
+// This instance only counts; latency and memory are measured on an uninstrumented Worker.
+// countCalls and countAudio drive it; costs() turns the counts into billed requests and US dollars
+// at PRICES.
+import { signToken } from "../scripts/dev-token.mjs";
+import { CANDIDATE } from "./fixtures.mjs";
+import { startWrangler } from "./processes.mjs";
+import { workerClients } from "./protos.mjs";
+import { packet, pairCall, TYPE, WIDEBAND, audioRoomUrl } from "./seed003-client.mjs";
+import { onlineCallee, viamCall } from "./signaling-bench.mjs";
+import { round, sleep } from "./stats.mjs";
+import { openWebSocket } from "./websocket-client.mjs";
+
+/** Durable Object bindings of wrangler.toml and the class each names. */
+const BINDINGS = { CALLS: "CallObject", HOSTS: "HostObject", AUDIO_ROOMS: "AudioRoom", LIVEKIT_ROOMS: "LiveKitRoom", SIP_ACCOUNTS: "SipAccount" };
+
+function wrapperSource(entry) {
+  return `
+import worker, * as mod from ${JSON.stringify(entry)};
+
+const fresh = () => ({ workerRequests: 0, workerRequestsByPath: {}, doRequests: {}, alarms: {}, wsMessagesIn: {},
+  rowsRead: {}, rowsWritten: {}, alarmWrites: {} });
+// Alarms set and not yet fired, by class and object id (not reset with the counts).
+const pending = {};
+let counts = fresh();
+const bump = (o, k, n = 1) => { o[k] = (o[k] ?? 0) + n; };
+const BINDINGS = ${JSON.stringify(BINDINGS)};
+// Stub properties that are not RPC methods.
+const PLAIN = new Set(["id", "name", "then", "toJSON", "constructor"]);
+
+function countingStub(stub, cls) {
+  return new Proxy(stub, {
+    get(target, prop) {
+      if (typeof prop !== "string" || PLAIN.has(prop)) return Reflect.get(target, prop);
+      return (...args) => { bump(counts.doRequests, cls + "." + prop); return target[prop](...args); };
+    },
+  });
+}
+
+function countingNamespace(ns, cls) {
+  return new Proxy(ns, {
+    get(target, prop) {
+      if (prop === "get" || prop === "getByName") return (...args) => countingStub(target[prop](...args), cls);
+      const v = Reflect.get(target, prop);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+const wrappedEnvs = new WeakMap();
+function countingEnv(env) {
+  let out = wrappedEnvs.get(env);
+  if (out) return out;
+  const namespaces = {};
+  for (const [binding, cls] of Object.entries(BINDINGS)) if (env[binding]) namespaces[binding] = countingNamespace(env[binding], cls);
+  out = new Proxy(env, { get: (target, prop) => (prop in namespaces ? namespaces[prop] : Reflect.get(target, prop)) });
+  wrappedEnvs.set(env, out);
+  return out;
+}
+
+function countStorage(ctx, cls) {
+  const storage = ctx.storage;
+  const sql = storage.sql;
+  const exec = sql.exec;
+  // Cursors are consumed synchronously right after exec everywhere in this code base (toArray, one,
+  // or nothing for writes), so their row counts are final one microtask later.
+  sql.exec = function (...args) {
+    const cursor = exec.apply(sql, args);
+    // Miniflare's own bookkeeping (the __miniflare_do_name table it writes in every new object) is
+    // not this Worker's and does not exist on Cloudflare.
+    if (String(args[0]).includes("__miniflare")) return cursor;
+    queueMicrotask(() => {
+      try { bump(counts.rowsRead, cls, cursor.rowsRead); bump(counts.rowsWritten, cls, cursor.rowsWritten); } catch { /* closed */ }
+    });
+    return cursor;
+  };
+  const setAlarm = storage.setAlarm;
+  const id = ctx.id.toString();
+  storage.setAlarm = function (...args) {
+    bump(counts.alarmWrites, cls);
+    (pending[cls] ??= {})[id] = Number(args[0] instanceof Date ? args[0].getTime() : args[0]);
+    return setAlarm.apply(storage, args);
+  };
+  return id;
+}
+
+function pendingSummary() {
+  const now = Date.now();
+  return Object.fromEntries(Object.entries(pending).map(([cls, byId]) => {
+    const inSeconds = Object.values(byId).map((at) => Math.round((at - now) / 100) / 10).sort((a, b) => a - b);
+    return [cls, { count: inSeconds.length, inSecondsMin: inSeconds[0] ?? null, inSecondsMax: inSeconds[inSeconds.length - 1] ?? null }];
+  }));
+}
+
+function counting(Base, cls) {
+  class Counted extends Base {
+    constructor(ctx, env) {
+      const id = countStorage(ctx, cls);
+      super(ctx, countingEnv(env));
+      this.__benchId = id;
+    }
+  }
+  if (typeof Base.prototype.alarm === "function") {
+    Counted.prototype.alarm = function (...args) {
+      bump(counts.alarms, cls);
+      delete pending[cls]?.[this.__benchId];
+      return Base.prototype.alarm.apply(this, args);
+    };
+  }
+  if (typeof Base.prototype.webSocketMessage === "function") {
+    Counted.prototype.webSocketMessage = function (...args) { bump(counts.wsMessagesIn, cls); return Base.prototype.webSocketMessage.apply(this, args); };
+  }
+  return Counted;
+}
+
+${Object.values(BINDINGS).map((cls) => `export const ${cls} = counting(mod.${cls}, ${JSON.stringify(cls)});`).join("\n")}
+
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (url.pathname === "/__bench/counts") return Response.json({ ...counts, pendingAlarms: pendingSummary() });
+    if (url.pathname === "/__bench/reset") { counts = fresh(); return Response.json({ ok: true }); }
+    counts.workerRequests++;
+    // Connect paths name the method; the rest are grouped by their first segment.
+    const key = url.pathname.startsWith("/proto.") || url.pathname.startsWith("/protocol.") ? url.pathname : "/" + url.pathname.split("/")[1];
+    bump(counts.workerRequestsByPath, key);
+    return worker.fetch(request, countingEnv(env), ctx);
+  },
+};
+`;
+}
+
+/**
+ * Starts the counting instance: this Worker (of the working tree, or of commit `ref`) behind the
+ * wrapper, served as processes.mjs startWrangler serves the measured instance. Stop it with
+ * processes.mjs stop.
+ */
+export async function startCountingWrangler(authSecret, { ref = null } = {}) {
+  const server = await startWrangler(authSecret, { ref, wrapMain: wrapperSource, name: "wrangler dev (counting)" });
+  return {
+    ...server,
+    counts: async () => (await fetch(`${server.baseUrl}/__bench/counts`)).json(),
+    reset: async () => { await (await fetch(`${server.baseUrl}/__bench/reset`, { method: "POST" })).arrayBuffer(); },
+  };
+}
+
+/** Sum of a counts table's values. */
+function total(table) {
+  return Object.values(table ?? {}).reduce((sum, v) => sum + v, 0);
+}
+
+// ---- prices (Cloudflare Workers Paid, as published on developers.cloudflare.com; assumed 2026-11) ----
+
+export const PRICES = {
+  asOf: "2026-11 (Cloudflare Workers Paid plan, published list prices)",
+  workerRequestPerMillion: 0.30, // beyond 10 M included per month
+  workerCpuMsPerMillion: 0.02, // beyond 30 M CPU-ms included per month
+  doRequestPerMillion: 0.15, // beyond 1 M included; RPC method calls, fetches, alarms, incoming WebSocket messages at 20:1
+  doGbSecondPerMillion: 12.50, // beyond 400 000 GB-s included; 128 MB per object
+  doRowsWrittenPerMillion: 1.00, // SQLite-backed objects, beyond 50 M included (billed since January 2026)
+  doRowsReadPerMillion: 0.001, // beyond 25 000 M included
+  wsMessagesPerBilledRequest: 20,
+  objectGb: 0.128,
+};
+
+/**
+ * Counts one relayed call on the counting instance: two sockets in a room, handshake, accept, then
+ * `seconds` of 20 ms frames both ways at 50 frames/s each, then both hang up (close).
+ */
+export async function countAudio(counting, secret, seconds) {
+  const room = `count-audio-${Date.now().toString(36)}`;
+  await counting.reset();
+  const [a, b] = await Promise.all(["a", "b"].map(async (who) => openWebSocket(await audioRoomUrl(counting, room, `${room}-${who}`, secret))));
+  await pairCall(a, b, `${room}-b`, WIDEBAND);
+  const frame = packet(TYPE.Data, Buffer.alloc(WIDEBAND.samplesPerFrame * 2));
+  let sent = 0, received = 0;
+  a.on("message", () => received++);
+  b.on("message", () => received++);
+  const t0 = performance.now();
+  for (let k = 1; k <= seconds * 50; k++) {
+    a.send(frame); b.send(frame); sent += 2;
+    const wait = t0 + k * 20 - performance.now();
+    if (wait > 0) await sleep(wait);
+  }
+  await sleep(500);
+  a.close(); b.close();
+  await sleep(500);
+  const c = await counting.counts();
+  return { seconds, framesSent: sent, framesReceived: received, counts: c };
+}
+
+/**
+ * Counts `calls` call setups on the counting instance the way they happen in production: each call
+ * between a caller and a callee not seen for over a second (so every request leases its rate-limit
+ * tokens afresh, as an identity making one call a minute does), the callee online with one stream
+ * opened beforehand, which it replaces after the call (that replacement is the next call's stream,
+ * and is counted with this call).
+ */
+export async function countCalls(counting, protos, secret, calls) {
+  const clients = workerClients(protos, counting.baseUrl, { viam: "grpc-web", ownAgent: true });
+  const run = Date.now().toString(36);
+  const pairs = await Promise.all(Array.from({ length: calls }, async (_, i) => {
+    const callee = `count-callee-${run}-${i}`, caller = `count-caller-${run}-${i}`;
+    return {
+      calleeHeaders: { authorization: `Bearer ${await signToken(callee, secret)}` },
+      callerHeaders: { authorization: `Bearer ${await signToken(caller, secret)}`, "rpc-host": callee },
+    };
+  }));
+  let calleeError = null;
+  const sides = [];
+  try {
+    for (const p of pairs) sides.push(onlineCallee(clients, p.calleeHeaders, { candidate: CANDIDATE, replace: "on-end", onError: (err) => { calleeError ??= err; } }));
+    await sleep(1_500); // registered, and every callee's rate-limit lease (1 s) has lapsed
+    await counting.reset();
+    const t0 = performance.now();
+    for (const p of pairs) {
+      if (calleeError) throw calleeError;
+      const r = await viamCall(clients.signaling, p.callerHeaders, { candidate: CANDIDATE });
+      if (r.retries) throw new Error("counting: a callee was not online");
+    }
+    const ms = performance.now() - t0;
+    // Every callee's stream ends once its exchange completes and a replacement registers.
+    const until = Date.now() + 5_000;
+    while (sides.some((s) => s.state.opened < 2) && Date.now() < until) await sleep(50);
+    // HostObject.enqueue arms an alarm at the offer's hand-over timeout (OFFER_ACK_TIMEOUT_MS, 2 s)
+    // that fires even though the call was taken: wait for the last call's, so each is counted.
+    await sleep(2_300);
+    return { calls, ms: round(ms, 1), counts: await counting.counts() };
+  } finally {
+    for (const s of sides) s.stop();
+    await sleep(200);
+    clients.close();
+  }
+}
+
+/** Durable Object requests a completed call setup makes, by method, per call. */
+function perCall(table, calls) {
+  return Object.fromEntries(Object.entries(table ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, round(v / calls, 2)]));
+}
+
+export function costs(callCount, audioCount, signalingResult) {
+  const n = callCount.calls;
+  const c = callCount.counts;
+  // Alarms: HostObject's hand-over alarm (2 s) fires within the run and is counted. Each CallObject
+  // is left with one alarm pending (counted: pendingAlarms), for its signals' 60 s TTL (the last
+  // batch each side pulled is never acknowledged); from the code, it then re-arms for the call's
+  // 12 h maximum age (a call is never hung up in this benchmark; the exchange leaves it
+  // "exchanged"), which ends the call, and then for the 1 h retention, which deletes it: three
+  // alarm invocations per call after the run, derived. A call hung up before 60 s skips the second.
+  const countedAlarms = total(c.alarms);
+  const pendingCallAlarms = c.pendingAlarms?.CallObject?.count ?? 0;
+  const callAlarmsPending = 3;
+  const setup = {
+    calls: n,
+    workerRequests: round(c.workerRequests / n, 2),
+    workerRequestsByPath: perCall(c.workerRequestsByPath, n),
+    doRpcAndFetch: round(total(c.doRequests) / n, 2),
+    doRequestsByMethod: perCall(c.doRequests, n),
+    doAlarmsCounted: round(countedAlarms / n, 2),
+    doAlarmsDerived: callAlarmsPending,
+    callObjectAlarmsPendingPerCall: round(pendingCallAlarms / n, 2),
+    callObjectAlarmPendingInSeconds: c.pendingAlarms?.CallObject ?? null,
+    wsMessagesIn: round(total(c.wsMessagesIn) / n, 2),
+    rowsWritten: round(total(c.rowsWritten) / n, 2),
+    rowsWrittenByClass: perCall(c.rowsWritten, n),
+    rowsRead: round(total(c.rowsRead) / n, 2),
+    alarmWrites: round(total(c.alarmWrites) / n, 2),
+  };
+  setup.doRequests = round(setup.doRpcAndFetch + setup.doAlarmsCounted + setup.doAlarmsDerived + setup.wsMessagesIn / PRICES.wsMessagesPerBilledRequest, 2);
+  // Durable Object duration of a setup: the CallObject is active while a door long-polls it, from
+  // Call to the end of the exchange; here the local median, production adds network round trips.
+  const activeSeconds = (signalingResult?.sequential?.median ?? 20) / 1000;
+  setup.doActiveSecondsAssumed = round(activeSeconds, 4);
+  const p = PRICES;
+  const perMillion = {
+    workerRequests: round(setup.workerRequests * p.workerRequestPerMillion, 3),
+    doRequests: round(setup.doRequests * p.doRequestPerMillion, 3),
+    rowsWritten: round((setup.rowsWritten + setup.alarmWrites) * p.doRowsWrittenPerMillion, 3),
+    rowsRead: round(setup.rowsRead * p.doRowsReadPerMillion, 4),
+    doDuration: round(activeSeconds * p.objectGb * p.doGbSecondPerMillion, 3),
+  };
+  perMillion.total = round(Object.values(perMillion).reduce((s, v) => s + v, 0), 2);
+  perMillion.requestsOnly = round(perMillion.workerRequests + perMillion.doRequests, 2);
+  setup.costPerMillionCallsUsd = perMillion;
+
+  // Relayed audio, per minute of a two-party call.
+  const a = audioCount.counts;
+  const minutes = audioCount.seconds / 60;
+  const wsIn = a.wsMessagesIn?.AudioRoom ?? 0;
+  const audio = {
+    seconds: audioCount.seconds, framesSent: audioCount.framesSent, framesReceived: audioCount.framesReceived,
+    workerRequestsPerCall: a.workerRequests, doFetchPerCall: a.doRequests?.["AudioRoom.fetch"] ?? 0,
+    wsMessagesInCounted: wsIn, wsMessagesInPerMinute: round(wsIn / minutes, 0),
+    roomAlarmsCounted: a.alarms?.AudioRoom ?? 0, roomAlarmWritesCounted: a.alarmWrites?.AudioRoom ?? 0,
+    roomRowsWrittenCounted: a.rowsWritten?.AudioRoom ?? 0,
+  };
+  // 50 frames/s each way: 6 000 incoming messages a minute, whatever the run's length.
+  const wsPerMinute = 2 * 50 * 60;
+  const sweepAlarmsPerMinute = 60 / 5; // AUDIO_SWEEP_MS = 5 s while a call is in progress
+  audio.billedDoRequestsPerMinute = round(wsPerMinute / p.wsMessagesPerBilledRequest + sweepAlarmsPerMinute, 1);
+  audio.costPerMillionMinutesUsd = {
+    doRequests: round(audio.billedDoRequestsPerMinute * p.doRequestPerMillion, 2),
+    alarmWrites: round(sweepAlarmsPerMinute * p.doRowsWrittenPerMillion, 2),
+  };
+  audio.costPerMillionMinutesUsd.total = round(audio.costPerMillionMinutesUsd.doRequests + audio.costPerMillionMinutesUsd.alarmWrites, 2);
+
+  // A callee online and idle: its Voice stream long-polls HostObject.next (15 s each,
+  // ANSWERER_HEARTBEAT_MS), so the object always has a request in flight and is never
+  // hibernation-eligible: billed duration for every second online, plus one request per poll.
+  const hour = 3600;
+  const idleCallee = {
+    doGbSecondsPerHour: round(hour * p.objectGb, 1),
+    doRequestsPerHour: hour / 15,
+    usdPerHour: round((hour * p.objectGb * p.doGbSecondPerMillion + (hour / 15) * p.doRequestPerMillion) / 1e6, 6),
+  };
+  idleCallee.usdPer30Days = round(idleCallee.usdPerHour * 24 * 30, 2);
+  return { setup, audio, onlineCallee: idleCallee };
+}
+
