@@ -4,12 +4,12 @@
 // nothing is kept in SQLite. Binary frames are relayed as received: the same ArrayBuffer goes
 // out to the peer, byte for byte.
 import type { Env } from "../worker/env";
-import { AudioMessageType, AudioProtocolError, decode, encode } from "../worker/audio-codec";
+import { AudioMessageType, AudioProtocolError, decode, encode, isDataPacket } from "../worker/audio-codec";
 import {
   AUDIO_KEEPALIVE_LEASE_MS, AUDIO_RING_TIMEOUT_MS, AUDIO_SEEN_RESOLUTION_MS, AUDIO_SWEEP_MS, MAX_AUDIO_FRAME_BYTES,
   NAME_PATTERN,
 } from "../worker/limits";
-import { step, type Party, type PairingEffect, type PairingEvent } from "./audio-pairing";
+import { relaysDataAsIs, step, type Party, type PairingEffect, type PairingEvent } from "./audio-pairing";
 import { closeSocket, HibernatingObject, KEEPALIVE_PING } from "./hibernating-object";
 
 /** Set by the Worker (worker/audio-relay.ts) from the verified token. The room trusts it because
@@ -36,13 +36,22 @@ interface AudioAttachment extends Party {
   seen?: number;
 }
 
+/** Attachments as last read or written, by socket object: deserializing two on every relayed frame
+ * was a quarter of the relay's cost. A wake from hibernation hands out new socket objects, so no
+ * entry outlives the memory it describes; the attachment itself stays the truth. */
+const attachments = new WeakMap<WebSocket, AudioAttachment | undefined>();
+
 function attachmentOf(ws: WebSocket): AudioAttachment | undefined {
-  const attachment = ws.deserializeAttachment() as { v?: number } | null;
-  return attachment?.v === 1 ? (attachment as AudioAttachment) : undefined;
+  if (attachments.has(ws)) return attachments.get(ws);
+  const stored = ws.deserializeAttachment() as { v?: number } | null;
+  const attachment = stored?.v === 1 ? (stored as AudioAttachment) : undefined;
+  attachments.set(ws, attachment);
+  return attachment;
 }
 
 function attach(ws: WebSocket, attachment: AudioAttachment): void {
   ws.serializeAttachment(attachment);
+  attachments.set(ws, attachment);
 }
 
 function partyOf({ v: _v, closing: _closing, since: _since, seen: _seen, ...party }: AudioAttachment): Party {
@@ -52,6 +61,9 @@ function partyOf({ v: _v, closing: _closing, since: _since, seen: _seen, ...part
 export class AudioRoom extends HibernatingObject<Env> {
   /** The sweep alarm is known to be set. Memory only: after a wake the room asks storage once. */
   private sweepArmed = false;
+  /** The live socket of each identity as last found (socketOf): looking it up among the room's
+   * sockets on every frame cost as much as relaying it. Checked on use, rebuilt after a wake. */
+  private readonly liveSockets = new Map<string, WebSocket>();
 
   protected onConnect(ws: WebSocket, request: Request): Response | void {
     const identity = request.headers.get(AUDIO_IDENTITY_HEADER);
@@ -61,6 +73,7 @@ export class AudioRoom extends HibernatingObject<Env> {
     if (older) this.apply(older, attachmentOf(older)!, { type: "replaced", identity });
     this.ctx.acceptWebSocket(ws, [identity]);
     attach(ws, { v: 1, identity, state: "idle" });
+    this.liveSockets.set(identity, ws);
   }
 
   protected onMessage(ws: WebSocket, message: string | ArrayBuffer): void {
@@ -70,6 +83,14 @@ export class AudioRoom extends HibernatingObject<Env> {
     if (now - (me.seen ?? 0) >= AUDIO_SEEN_RESOLUTION_MS) {
       me = { ...me, seen: now };
       attach(ws, me);
+    }
+    // Audio between the two parties of a call: forwarded as received, as step would (see
+    // relaysDataAsIs), without building the event, the parties and the transition per frame.
+    if (typeof message !== "string" && message.byteLength <= MAX_AUDIO_FRAME_BYTES && isDataPacket(message)
+      && me.peer !== undefined) {
+      const peerSocket = this.socketOf(me.peer);
+      const peer = peerSocket && attachmentOf(peerSocket);
+      if (peer && relaysDataAsIs(me, peer)) return deliver(peerSocket, message);
     }
     this.apply(ws, me, eventFor(me.identity, message), message);
   }
@@ -176,10 +197,12 @@ export class AudioRoom extends HibernatingObject<Env> {
   /** The live socket of `identity` in this room, if any. Sockets the room is closing do not count:
    * they are on their way out, and their identity may already belong to a newer socket. */
   private socketOf(identity: string): WebSocket | undefined {
-    return this.ctx.getWebSockets(identity).find((ws) => {
-      const attachment = attachmentOf(ws);
-      return attachment !== undefined && !attachment.closing;
-    });
+    const known = this.liveSockets.get(identity);
+    if (known && known.readyState === WebSocket.OPEN && isLive(known)) return known;
+    const found = this.ctx.getWebSockets(identity).find(isLive);
+    if (found) this.liveSockets.set(identity, found);
+    else this.liveSockets.delete(identity);
+    return found;
   }
 }
 
@@ -210,6 +233,13 @@ function deliver(ws: WebSocket, message: string | ArrayBuffer | Uint8Array): voi
   } catch (err) {
     console.warn("audio relay send failed", { error: String(err) });
   }
+}
+
+/** A socket of the room that the room is not closing (module-level: it runs on every frame, and a
+ * closure made per call costs more than the check). */
+function isLive(ws: WebSocket): boolean {
+  const attachment = attachmentOf(ws);
+  return attachment !== undefined && !attachment.closing;
 }
 
 function markClosing(ws: WebSocket, attachment: AudioAttachment): void {

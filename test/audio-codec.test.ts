@@ -2,7 +2,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  AudioMessageType, AudioProtocolError, decode, encode, SampleFormat, type AudioPacket, type AudioParams,
+  AudioMessageType, AudioProtocolError, decode, encode, isDataPacket, SampleFormat, type AudioPacket, type AudioParams,
 } from "../worker/audio-codec";
 
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
@@ -103,6 +103,27 @@ describe("audio codec round trips", () => {
 
   it("re-encodes every valid packet to the same bytes", () => {
     fc.assert(fc.property(validBytes, (bytes) => { expect(encode(decode(bytes))).toEqual(bytes); }), { numRuns: 2_000 });
+  });
+});
+
+describe("audio codec: the relay's data-packet check", () => {
+  /** What decode makes of a frame: its type, or null when it refuses it. */
+  const decodedType = (frame: Uint8Array) => { try { return decode(frame).type; } catch { return null; } };
+  const framed = fc.tuple(fc.integer({ min: 0, max: 8 }), fc.uint8Array({ maxLength: 40 })).map(([type, rest]) => write(type, [], [rest]));
+  // Data headers whose Length may disagree with the frame, and frames cut short of a header.
+  const misframed = fc.tuple(framed, u32, fc.boolean()).map(([frame, length, keep]) => {
+    const out = frame.slice();
+    if (!keep && out.length >= 4) new DataView(out.buffer).setUint32(0, length, true);
+    return out;
+  });
+  const frames = fc.oneof(validBytes, fc.uint8Array({ maxLength: 64 }), framed, misframed,
+    fc.uint8Array({ maxLength: 5 }));
+
+  it("calls a frame a data packet exactly when decode decodes it as one", () => {
+    fc.assert(fc.property(frames, (frame) => {
+      const copy = frame.slice();
+      expect(isDataPacket(copy.buffer)).toBe(decodedType(frame) === AudioMessageType.Data);
+    }), { numRuns: 10_000 });
   });
 });
 

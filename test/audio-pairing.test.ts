@@ -1,7 +1,7 @@
 // The audio room's pairing rules as a pure function: every transition, without sockets.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { step, type Parties, type Party, type PairingEvent, type PairingState } from "../durable-objects/audio-pairing";
+import { relaysDataAsIs, step, type Parties, type Party, type PairingEvent, type PairingState } from "../durable-objects/audio-pairing";
 import { AudioMessageType, SampleFormat, type AudioPacket } from "../worker/audio-codec";
 
 const EMPTY = new Uint8Array(0);
@@ -128,6 +128,26 @@ describe("audio pairing: data and hang-up", () => {
     expect(t.parties.get("alice")).toBe(parties.get("alice"));
     expect(t.parties.get("bob")).toBe(parties.get("bob"));
     expect(t.effects).toEqual([{ type: "forward", to: "alice" }]);
+  });
+
+  it("relays as is (relaysDataAsIs) only data that step forwards to the peer with no party changed", () => {
+    const states = fc.constantFrom<PairingState>("idle", "calling", "ringing", "considering", "countering", "paired");
+    const party = (identity: string) => fc.record({ state: states, peer: fc.constantFrom("alice", "bob", "carol", undefined),
+      stale: fc.boolean() }).map(({ state, peer, stale }): Party =>
+      ({ identity, state, ...(peer !== undefined ? { peer } : {}), ...(stale ? { staleFramesExpected: true as const } : {}) }));
+    let relayed = 0;
+    fc.assert(fc.property(party("alice"), party("bob"), (alice, bob) => {
+      if (!relaysDataAsIs(alice, bob)) return;
+      relayed++;
+      const parties = room(alice, bob);
+      const t = step(parties, packet("alice", data));
+      expect(t.effects).toEqual([{ type: "forward", to: "bob" }]);
+      for (const [identity, p] of parties) expect(t.parties.get(identity)).toBe(p);
+    }), { numRuns: 5_000 });
+    // Not vacuous: the paired pair is among the cases drawn.
+    expect(relayed).toBeGreaterThan(0);
+    expect(relaysDataAsIs(inCall("alice", "paired", "bob"), inCall("bob", "paired", "alice"))).toBe(true);
+    expect(relaysDataAsIs(inCall("alice", "paired", "bob"), inCall("bob", "paired", "carol"))).toBe(false);
   });
 
   it("closes a caller that sends data before the accept and drops the callee", () => {

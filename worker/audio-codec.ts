@@ -90,6 +90,14 @@ export function encode(packet: AudioPacket): Uint8Array {
 }
 
 /** Reads one packet. Body fields are views into `frame`, not copies: audio data is forwarded as is. */
+/** Whether `frame` is a well-formed data packet (6): exactly what decode accepts as one, read off
+ * the header without building the packet, for the relay's per-frame path. */
+export function isDataPacket(frame: ArrayBuffer): boolean {
+  if (frame.byteLength < HEADER_BYTES) return false;
+  const view = new DataView(frame);
+  return view.getUint32(0, true) === frame.byteLength && view.getUint16(4, true) === AudioMessageType.Data;
+}
+
 export function decode(frame: ArrayBuffer | Uint8Array): AudioPacket {
   const bytes = frame instanceof Uint8Array ? frame : new Uint8Array(frame);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
