@@ -189,14 +189,8 @@ export function step(state: SipAccountState, event: SipEvent): SipTransition {
     case "dial": {
       if (!state.session) return precondition(state, "StartCall needs a session (StartSession)");
       if (call) return precondition(state, "StartCall needs the current call to end first");
-      const next: SipCall = { id: event.callId, direction: "outgoing", peer: event.callee, phase: "ringing",
-        headers: callHeaders(state.session, event.callId, event.headers), muted: false, ringDeadline: event.ringDeadline };
-      t.state = { ...t.state, call: next };
-      t.callStatus(event.now, "outgoing_call_initiated");
-      t.effects.push(
-        { type: "start_call", callId: next.id, callee: next.peer, meta: event.headers, ringDeadline: next.ringDeadline },
-        { type: "open_leg", callId: next.id, peer: next.peer, dials: true, dialUntil: next.ringDeadline });
-      return t.done();
+      return dialOut(t, state.session, { id: event.callId, peer: event.callee, headers: event.headers,
+        ringDeadline: event.ringDeadline, now: event.now });
     }
 
     case "ring": {
@@ -284,15 +278,8 @@ export function step(state: SipAccountState, event: SipEvent): SipTransition {
       const session = state.session!;
       t.callStatus(event.now, `${call.direction}_call_finished`, {}, event.target);
       t.effects.push({ type: "stop_playback" }, { type: "close_leg", callId: call.id });
-      const next: SipCall = { id: event.newCallId, direction: "outgoing", peer: event.target, phase: "ringing",
-        headers: callHeaders(session, event.newCallId, event.headers), transferId: event.target, muted: false,
-        ringDeadline: event.ringDeadline };
-      t.state = { ...t.state, call: next };
-      t.callStatus(event.now, "outgoing_call_initiated");
-      t.effects.push(
-        { type: "start_call", callId: next.id, callee: next.peer, meta: event.headers, ringDeadline: next.ringDeadline },
-        { type: "open_leg", callId: next.id, peer: next.peer, dials: true, dialUntil: next.ringDeadline });
-      return t.done();
+      return dialOut(t, session, { id: event.newCallId, peer: event.target, headers: event.headers,
+        ringDeadline: event.ringDeadline, now: event.now, transferId: event.target });
     }
 
     case "tick": {
@@ -349,6 +336,21 @@ class Transition {
 
 /** Ends the call from this side at once: `*_hangup_initiated`, then `*_call_finished`. A callee
  * that hangs up before answering declines the call, which fails it for the caller. */
+/** Places an outgoing call (StartCall, or the re-call of a transfer): outgoing_call_initiated, the
+ * call started on the shared call model, and its audio leg dialled until the ring deadline. */
+function dialOut(t: Transition, session: SipSession, call: { id: string; peer: string; headers: Record<string, string>;
+  ringDeadline: number; now: number; transferId?: string }): SipTransition {
+  const { id, peer, headers, ringDeadline, now, transferId } = call;
+  const next: SipCall = { id, direction: "outgoing", peer, phase: "ringing", headers: callHeaders(session, id, headers),
+    ...(transferId !== undefined ? { transferId } : {}), muted: false, ringDeadline };
+  t.state = { ...t.state, call: next };
+  t.callStatus(now, "outgoing_call_initiated");
+  t.effects.push(
+    { type: "start_call", callId: id, callee: peer, meta: headers, ringDeadline },
+    { type: "open_leg", callId: id, peer, dials: true, dialUntil: ringDeadline });
+  return t.done();
+}
+
 function hangUpNow(t: Transition, call: SipCall, hard: boolean, now: number): void {
   t.callStatus(now, hard ? "hard_hangup_initiated" : "soft_hangup_initiated");
   const declined = call.direction === "incoming" && call.phase === "ringing";

@@ -4,6 +4,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { AudioMessageType, encode, SampleFormat, type AudioPacket, type AudioParams } from "../worker/audio-codec";
 import { MAX_AUDIO_FRAME_BYTES } from "../worker/limits";
+import { AudioSocket } from "./door-clients";
 import { tokenFor } from "./tokens";
 
 const PARAMS: AudioParams = { sampleRate: 48_000, channels: 2, format: SampleFormat.Float32, chunkSize: 4_800 };
@@ -13,63 +14,11 @@ const bytes = (...values: number[]) => new Uint8Array(values);
 let rooms = 0;
 const newRoom = () => `audio-room-${++rooms}-${Date.now().toString(36)}`;
 
-interface Closed { code: number; reason: string }
-
-/** A client socket of the relay that queues what it receives, for the test to await in order. */
-class AudioClient {
-  private readonly inbox: (ArrayBuffer | string)[] = [];
-  private waiting: ((message: ArrayBuffer | string) => void) | null = null;
-  readonly closed: Promise<Closed>;
-
-  constructor(readonly identity: string, readonly ws: WebSocket) {
-    ws.accept();
-    ws.binaryType = "arraybuffer";
-    ws.addEventListener("message", (e) => {
-      const message = e.data as ArrayBuffer | string;
-      if (this.waiting) {
-        const wake = this.waiting;
-        this.waiting = null;
-        wake(message);
-      } else this.inbox.push(message);
-    });
-    this.closed = new Promise((resolve) => ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })));
-  }
-
-  send(packet: AudioPacket | Uint8Array | string): void {
-    this.ws.send(typeof packet === "string" || packet instanceof Uint8Array ? packet : encode(packet));
-  }
-
-  next(timeoutMs = 5_000): Promise<ArrayBuffer | string> {
-    const queued = this.inbox.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.identity} received nothing in ${timeoutMs} ms`)), timeoutMs);
-      this.waiting = (message) => { clearTimeout(timer); resolve(message); };
-    });
-  }
-
-  async nextBytes(): Promise<Uint8Array> {
-    const message = await this.next();
-    if (typeof message === "string") throw new Error(`expected a binary frame, got text ${message}`);
-    return new Uint8Array(message);
-  }
-
-  /** Proves nothing arrived: a ping's pong comes back only after everything sent before it. */
-  async expectNothingPending(): Promise<void> {
-    this.ws.send("ping");
-    expect(await this.next()).toBe("pong");
-  }
-}
-
 async function upgrade(path: string, init: RequestInit = {}): Promise<Response> {
   return exports.default.fetch(`http://worker.test${path}`, { ...init, headers: { upgrade: "websocket", ...init.headers } });
 }
 
-async function join(room: string, identity: string): Promise<AudioClient> {
-  const res = await upgrade(`/audio/${room}?access_token=${await tokenFor(identity)}`);
-  expect(res.status).toBe(101);
-  return new AudioClient(identity, res.webSocket!);
-}
+const join = (room: string, identity: string) => AudioSocket.join(room, identity);
 
 const handshake = (username: string, optional = EMPTY): AudioPacket =>
   ({ type: AudioMessageType.Handshake, params: PARAMS, username, optional });
@@ -151,7 +100,7 @@ describe("audio call set-up", () => {
     const room = newRoom();
     const bob = await join(room, "bob");
     const res = await upgrade(`/audio/${room}?access_token=${await tokenFor("alice")}`, { headers: { "x-audio-identity": "mallory" } });
-    const alice = new AudioClient("alice", res.webSocket!);
+    const alice = new AudioSocket("alice", res.webSocket!);
     alice.send(handshake("bob"));
     expect(await bob.nextBytes()).toEqual(encode(handshake("alice")));
   });

@@ -3,11 +3,12 @@
 // caller signals through Viam's SignalingService and the callee through VoiceService over
 // WebSocket; in relay mode PCM goes through the seed-003 audio relay. Each browser's microphone
 // plays a tone of its own pitch, so a page that hears the other's pitch heard the other page.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { CHROMIUM_PATH, chromiumArgs, writeToneWav } from "./chromium";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -31,42 +32,14 @@ const browsers = {} as Record<Party, Browser>;
 const contexts: BrowserContext[] = [];
 const pageErrors: string[] = [];
 
-/** 4 s of a sine at `hz`, 48 kHz mono 16-bit PCM; Chromium loops the file as its microphone. */
-function toneWav(hz: number): Buffer {
-  const rate = 48_000;
-  const frames = rate * 4;
-  const wav = Buffer.alloc(44 + frames * 2);
-  wav.write("RIFF", 0);
-  wav.writeUInt32LE(36 + frames * 2, 4);
-  wav.write("WAVEfmt ", 8);
-  wav.writeUInt32LE(16, 16);
-  wav.writeUInt16LE(1, 20); // PCM
-  wav.writeUInt16LE(1, 22); // mono
-  wav.writeUInt32LE(rate, 24);
-  wav.writeUInt32LE(rate * 2, 28);
-  wav.writeUInt16LE(2, 32);
-  wav.writeUInt16LE(16, 34);
-  wav.write("data", 36);
-  wav.writeUInt32LE(frames * 2, 40);
-  for (let i = 0; i < frames; i++) wav.writeInt16LE(Math.round(0.4 * 32767 * Math.sin((2 * Math.PI * hz * i) / rate)), 44 + i * 2);
-  return wav;
-}
-
 function launch(party: Party): Promise<Browser> {
   const microphone = join(scratch, `${party}.wav`);
-  writeFileSync(microphone, toneWav(TONE[party]));
+  writeToneWav(microphone, TONE[party]);
   return chromium.launch({
-    executablePath: "/usr/bin/chromium",
+    executablePath: CHROMIUM_PATH,
     headless: true,
     // Playwright gives each launch a fresh, empty profile directory itself.
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync",
-      "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-      `--use-file-for-fake-audio-capture=${microphone}`,
-      // The test's own analyser runs without a click; the page itself starts audio on clicks.
-      "--autoplay-policy=no-user-gesture-required",
-    ],
+    args: chromiumArgs(microphone),
   });
 }
 

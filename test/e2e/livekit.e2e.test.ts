@@ -3,7 +3,7 @@
 // Each page is its own browser with a fresh profile and a fake microphone playing a tone of its
 // own pitch, so a page that hears the other's pitch heard the other page, peer to peer.
 // The pages are served from another origin than the Worker, as an app's pages would be.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -14,6 +14,7 @@ import { AccessToken } from "livekit-server-sdk";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { ConnectOutcome, PageEvent } from "./livekit-page";
+import { CHROMIUM_PATH, chromiumArgs, writeToneWav } from "./chromium";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -44,41 +45,14 @@ const contexts: BrowserContext[] = [];
 const sockets = new Map<Page, string[]>();
 const consoleErrors: string[] = [];
 
-/** 4 s of a sine at `hz`, 48 kHz mono 16-bit PCM; Chromium loops the file as its microphone. */
-function toneWav(hz: number): Buffer {
-  const rate = 48_000;
-  const frames = rate * 4;
-  const wav = Buffer.alloc(44 + frames * 2);
-  wav.write("RIFF", 0);
-  wav.writeUInt32LE(36 + frames * 2, 4);
-  wav.write("WAVEfmt ", 8);
-  wav.writeUInt32LE(16, 16);
-  wav.writeUInt16LE(1, 20);
-  wav.writeUInt16LE(1, 22);
-  wav.writeUInt32LE(rate, 24);
-  wav.writeUInt32LE(rate * 2, 28);
-  wav.writeUInt16LE(2, 32);
-  wav.writeUInt16LE(16, 34);
-  wav.write("data", 36);
-  wav.writeUInt32LE(frames * 2, 40);
-  for (let i = 0; i < frames; i++) wav.writeInt16LE(Math.round(0.4 * 32767 * Math.sin((2 * Math.PI * hz * i) / rate)), 44 + i * 2);
-  return wav;
-}
-
 /** A browser of its own for `party`, on a fresh profile, with the page loaded. */
 async function openPage(party: Party): Promise<Page> {
   const microphone = join(scratch, `${party}.wav`);
-  writeFileSync(microphone, toneWav(TONE[party]));
+  writeToneWav(microphone, TONE[party]);
   const context = await chromium.launchPersistentContext(mkdtempSync(join(scratch, `${party}-profile-`)), {
-    executablePath: "/usr/bin/chromium",
+    executablePath: CHROMIUM_PATH,
     headless: true,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync",
-      "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", `--use-file-for-fake-audio-capture=${microphone}`,
-      // The page's analyser runs without a click.
-      "--autoplay-policy=no-user-gesture-required",
-    ],
+    args: chromiumArgs(microphone),
   });
   contexts.push(context);
   const page = context.pages()[0] ?? await context.newPage();
