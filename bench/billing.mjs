@@ -315,11 +315,14 @@ export function costs(callCount, audioCount, signalingResult) {
   const wsPerMinute = 2 * 50 * 60;
   const sweepAlarmsPerMinute = 60 / 5; // AUDIO_SWEEP_MS = 5 s while a call is in progress
   audio.billedDoRequestsPerMinute = round(wsPerMinute / p.wsMessagesPerBilledRequest + sweepAlarmsPerMinute, 1);
+  // Frames arrive every 10 ms, so the room never idles long enough to hibernate: it is active, and
+  // billed for its duration, the whole minute.
   audio.costPerMillionMinutesUsd = {
     doRequests: round(audio.billedDoRequestsPerMinute * p.doRequestPerMillion, 2),
     alarmWrites: round(sweepAlarmsPerMinute * p.doRowsWrittenPerMillion, 2),
+    doDuration: round(60 * p.objectGb * p.doGbSecondPerMillion, 2),
   };
-  audio.costPerMillionMinutesUsd.total = round(audio.costPerMillionMinutesUsd.doRequests + audio.costPerMillionMinutesUsd.alarmWrites, 2);
+  audio.costPerMillionMinutesUsd.total = round(Object.values(audio.costPerMillionMinutesUsd).reduce((sum, v) => sum + v, 0), 2);
 
   // A callee online and idle: its Voice stream long-polls HostObject.next (15 s each,
   // ANSWERER_HEARTBEAT_MS), so the object always has a request in flight and is never
