@@ -150,3 +150,16 @@ export class AudioSocket {
     expect(await this.next()).toBe("pong");
   }
 }
+
+/** A call object with an offer from alice, claimed and answered by a fresh host (its host object
+ * online for one poll), driven by RPC: for tests of the object itself. */
+export async function answeredCallObject() {
+  const host = unique("host");
+  const id = crypto.randomUUID();
+  await env.HOSTS.getByName(host).next(crypto.randomUUID(), "voice", 1);
+  const call = env.CALLS.getByName(id);
+  await call.start(id, { host, caller: { identity: "alice", door: "viam" }, sdp: "offer", disableTrickle: false, deadline: Date.now() + 10_000 });
+  await call.claim({ identity: host, door: "voice" });
+  await call.answer(host, "answer");
+  return { host, id, call };
+}

@@ -18,7 +18,8 @@ import {
   ANSWERER_LEASE_MS, AUDIO_KEEPALIVE_LEASE_MS, AUDIO_RING_TIMEOUT_MS, AUDIO_SWEEP_MS, OFFER_DEADLINE_MS, SIGNAL_TTL_MS,
 } from "../worker/limits";
 import {
-  AudioSocket, candidateLine, codeOf, errorOf, openVoice, sipAccount, sipClient, sleep, unique, viamCall, viamCandidate,
+  answeredCallObject, AudioSocket, candidateLine, codeOf, errorOf, openVoice, sipAccount, sipClient, sleep, unique, viamCall,
+  viamCandidate,
   waitOnline,
 } from "./door-clients";
 
@@ -101,13 +102,7 @@ describe("a call object reset mid-exchange", () => {
   });
 
   it("keeps queued signals across an eviction: a reader resuming from its cursor gets each exactly once, in order", async () => {
-    const host = unique("host");
-    const id = crypto.randomUUID();
-    await env.HOSTS.getByName(host).next(crypto.randomUUID(), "voice", 1);
-    const call = env.CALLS.getByName(id);
-    await call.start(id, { host, caller: { identity: "alice", door: "viam" }, sdp: "offer", disableTrickle: false, deadline: Date.now() + 10_000 });
-    await call.claim({ identity: host, door: "voice" });
-    await call.answer(host, "answer");
+    const { host, id, call } = await answeredCallObject();
     for (let i = 0; i < 5; i++) await call.candidate("caller", "alice", { candidate: candidateLine(i) });
     const first = await call.pull("callee", host, 0, 0);
     if (!first.ok) throw new Error(first.message);
@@ -123,13 +118,7 @@ describe("a call object reset mid-exchange", () => {
   });
 
   it("applies a candidate that a door retries after a reset only once", async () => {
-    const host = unique("host");
-    const id = crypto.randomUUID();
-    await env.HOSTS.getByName(host).next(crypto.randomUUID(), "voice", 1);
-    const call = env.CALLS.getByName(id);
-    await call.start(id, { host, caller: { identity: "alice", door: "viam" }, sdp: "offer", disableTrickle: false, deadline: Date.now() + 10_000 });
-    await call.claim({ identity: host, door: "voice" });
-    await call.answer(host, "answer");
+    const { host, id, call } = await answeredCallObject();
     // The first attempt was applied, then the object was reset before the door heard back.
     expect((await call.candidate("callee", host, { candidate: candidateLine(0) }, 0)).ok).toBe(true);
     await abortAllDurableObjects();

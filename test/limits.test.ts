@@ -20,7 +20,7 @@ import {
   NAME_PATTERN,
 } from "../worker/limits";
 import { clientFor } from "./connect-clients";
-import { candidateLine, codeOf, errorOf, openVoice, sipAccount, unique, viamClient } from "./door-clients";
+import { answeredCallObject, candidateLine, codeOf, errorOf, openVoice, sipAccount, unique, viamClient } from "./door-clients";
 import { liveKitToken } from "./livekit-fixtures";
 import { tokenFor } from "./tokens";
 
@@ -64,19 +64,9 @@ describe(`message size: ${MAX_RPC_MESSAGE_BYTES / 1024} KiB per Connect message`
 });
 
 describe("per-call bounds", () => {
-  async function answeredCall() {
-    const host = unique("host");
-    const id = crypto.randomUUID();
-    await env.HOSTS.getByName(host).next(crypto.randomUUID(), "voice", 1);
-    const call = env.CALLS.getByName(id);
-    await call.start(id, { host, caller: { identity: "alice", door: "viam" }, sdp: "offer", disableTrickle: false, deadline: Date.now() + 10_000 });
-    await call.claim({ identity: host, door: "voice" });
-    await call.answer(host, "answer");
-    return { host, call };
-  }
 
   it(`refuses candidate ${MAX_CANDIDATES_PER_SIDE + 1} of one side with resource_exhausted, even when all were read`, async () => {
-    const { host, call } = await answeredCall();
+    const { host, call } = await answeredCallObject();
     let cursor = 0;
     for (let i = 0; i < MAX_CANDIDATES_PER_SIDE; i++) {
       const sent = await call.candidate("caller", "alice", { candidate: candidateLine(i) });
