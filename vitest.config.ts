@@ -1,7 +1,7 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-import { TEST_AUTH_SECRET, TEST_LIVEKIT_API_KEY, TEST_LIVEKIT_API_SECRET } from "./test/test-secret";
+import { TEST_AUTH_SECRET, TEST_LIVEKIT_API_KEY, TEST_LIVEKIT_API_SECRET } from "./test/test-secret.ts";
 
 export default defineConfig({
   test: {
