@@ -1,4 +1,5 @@
-// Prints a dev bearer token: npm run token -- <identity> [ttl-seconds]
+// Prints a dev bearer token: npm run token -- <identity> [ttl-seconds] [more-hosts]
+// more-hosts (comma-separated) go in the `hosts` claim: names the token may also answer for.
 // Signs with AUTH_SECRET from the environment, else from .dev.vars, else .dev.vars.example.
 import { readFileSync, existsSync } from "node:fs";
 import { sign } from "hono/jwt";
@@ -13,16 +14,16 @@ export function devSecret() {
   throw new Error("AUTH_SECRET not set and no .dev.vars found");
 }
 
-export function signToken(identity, secret, ttlSeconds = 3600) {
+export function signToken(identity, secret, ttlSeconds = 3600, hosts = []) {
   const now = Math.floor(Date.now() / 1000);
-  return sign({ sub: identity, iat: now, exp: now + ttlSeconds }, secret, "HS256");
+  return sign({ sub: identity, iat: now, exp: now + ttlSeconds, ...(hosts.length ? { hosts } : {}) }, secret, "HS256");
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [identity, ttl] = process.argv.slice(2);
+  const [identity, ttl, hosts] = process.argv.slice(2);
   if (!identity) {
-    console.error("usage: npm run token -- <identity> [ttl-seconds]");
+    console.error("usage: npm run token -- <identity> [ttl-seconds] [more-hosts,comma-separated]");
     process.exit(2);
   }
-  console.log(await signToken(identity, devSecret(), ttl ? Number(ttl) : 3600));
+  console.log(await signToken(identity, devSecret(), ttl ? Number(ttl) : 3600, hosts ? hosts.split(",") : []));
 }
