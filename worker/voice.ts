@@ -90,7 +90,6 @@ export function voice(router: ConnectRouter): void {
       // Tells the client which call it took (for `GET /calls/:id/history`, `POST /calls/:id/hangup`):
       // the header that binds a stream to a call, sent back with the offer.
       ctx.responseHeader.set(VOICE_CALL_ID_HEADER, callId);
-      const taken: string = callId;
       // The answer travels back in the encoding the caller's offer came in.
       const viamEncoded = sdpFromViam(call.offer) !== null;
       /** Candidates this stream has applied: the index that makes a retried candidate a no-op. */
@@ -101,7 +100,7 @@ export function voice(router: ConnectRouter): void {
         consume: async () => {
           for (let r = await early; !r.done; r = await inbox.next()) await applyClientSignal(r.value);
           // The client closed its side: it has no more candidates (Voice has no explicit done).
-          orThrow(await onCall(env, taken, (call) => call.done("callee", identity)));
+          orThrow(await onCall(env, callId, (call) => call.done("callee", identity)));
         },
         emit: (signal: CallSignal) => {
           switch (signal.kind) {
@@ -123,7 +122,7 @@ export function voice(router: ConnectRouter): void {
             const sdp = signal.event.value.answer;
             if (!sdp) throw new ConnectError("answer is empty", Code.InvalidArgument);
             const answer = viamEncoded && sdpFromViam(sdp) === null ? sdpToViam("answer", sdp) : sdp;
-            orThrow(await onCall(env, taken, (call) => call.answer(identity, answer)));
+            orThrow(await onCall(env, callId, (call) => call.answer(identity, answer)));
             return;
           }
           case "candidate": {
@@ -131,7 +130,7 @@ export function voice(router: ConnectRouter): void {
             if (!text) throw new ConnectError("candidate is empty", Code.InvalidArgument);
             const candidate = candidateFromVoice(text);
             const index = candidatesSent;
-            orThrow(await onCall(env, taken, (call) => call.candidate("callee", identity, candidate, index)));
+            orThrow(await onCall(env, callId, (call) => call.candidate("callee", identity, candidate, index)));
             candidatesSent++;
             return;
           }
