@@ -40,9 +40,10 @@ import { signToken } from "../scripts/dev-token.mjs";
 import WebSocket from "ws";
 import { costs, countAudio, countCalls, PRICES, startCountingWrangler } from "./billing.mjs";
 import { ANSWER_SDP, CANDIDATE, OFFER_SDP } from "./fixtures.mjs";
+import { FLOOR_PATH, floorSignaling, startFloor } from "./floor-bench.mjs";
 import { groupCpu, groupRss, settle, startBaseline, startWrangler, stop } from "./processes.mjs";
 import { workerClients } from "./protos.mjs";
-import { comparisonTable, log, pkgVersion, ratio } from "./report.mjs";
+import { comparisonTable, log, pkgVersion, ratio, show, table } from "./report.mjs";
 import { audioRoomUrl } from "./seed003-client.mjs";
 import { runSlots, workerSlot } from "./signaling-bench.mjs";
 import { round, sleep } from "./stats.mjs";
@@ -289,6 +290,40 @@ export function peerjsTable(results) {
     results.rows.map(([metric, ours, peerjs]) => [metric, ours, peerjs, null]), "PeerJS"); // the values are rounded where computed
 }
 
+/** Ours, the floor and PeerJS side by side for the exchange, per run (sequential, concurrent). */
+function floorComparison(j) {
+  const out = {};
+  for (const key of ["sequential", "concurrent"]) {
+    const o = j.signaling.ours[key], f = j.floor[key], p = j.signaling.peerjs[key];
+    if (!f) continue;
+    const ok = o && !o.error ? o : null;
+    const of = (r, stat) => (stat === "toAnswer" ? r?.toAnswer?.median : r?.[stat]) ?? null;
+    out[key] = Object.fromEntries(["median", "p99", "toAnswer", "serverCpuMsPerCall"].map((stat) => {
+      const [ours, floor, peerjs] = [of(ok, stat), of(f, stat), of(p, stat)];
+      return [stat, { ours, floor, peerjs, oursOverFloor: ours && floor ? round(ours / floor, 2) : null, oursOverPeerjs: ours && peerjs ? round(ours / peerjs, 2) : null }];
+    }));
+    out[key].calls = { ours: ok?.n ?? null, floor: f.n, peerjs: p?.n ?? null };
+  }
+  return out;
+}
+
+/** The platform floor's table: this Worker, the floor and PeerJS for the same exchange. */
+export function floorTable(floor) {
+  const rows = [];
+  for (const [key, label] of [["sequential", "sequential"], ["concurrent", `${floor.config.concurrency} in parallel`]]) {
+    const c = floor.comparison?.[key];
+    if (!c) continue;
+    const n = `${c.calls.ours ?? "—"} / ${c.calls.floor} / ${c.calls.peerjs ?? "—"} calls`;
+    for (const [stat, what] of [["median", `offer→first candidate, ${label} (${n}): median ms`], ["p99", `offer→first candidate, ${label}: p99 ms`],
+      ["toAnswer", `offer→answer, ${label}: median ms`], ["serverCpuMsPerCall", `server CPU ms per call, ${label}`]]) {
+      const v = c[stat];
+      rows.push([what, show(v.ours), show(v.floor), show(v.peerjs), ratio(v.ours, v.floor), ratio(v.ours, v.peerjs)]);
+    }
+  }
+  return `\n### Platform floor: the same exchange on a bare Worker + one Durable Object (hibernatable WebSockets)\n\n` +
+    table(["metric", "this Worker (wrangler dev)", "floor (wrangler dev)", "PeerJS server", "ours/floor", "ours/PeerJS"], rows);
+}
+
 // ---- the comparison ---------------------------------------------------------------------------------
 
 /**
@@ -309,18 +344,19 @@ export function peerjsTable(results) {
 export async function runPeerjsComparison({ server, authSecret, protos, ref = null, calls, connections, budgetSeconds, concurrency }) {
   const started = performance.now();
   const deadline = started + budgetSeconds * 1000;
-  log(`PeerJS comparison: starting PeerJS server (peer ${pkgVersion("peer")}), a counting wrangler dev and a fresh wrangler dev for memory`);
+  log(`PeerJS comparison: starting PeerJS server (peer ${pkgVersion("peer")}), the platform floor, a counting wrangler dev and a fresh wrangler dev for memory`);
   const helpers = await Promise.allSettled([
     startBaseline("peerjs-server.mjs", "PeerJS server"),
     startCountingWrangler(authSecret, { ref }),
     startWrangler(authSecret, { ref, name: "wrangler dev (memory)" }),
+    startFloor(authSecret),
   ]);
   const failed = helpers.find((h) => h.status === "rejected");
   if (failed) {
     await Promise.all(helpers.filter((h) => h.status === "fulfilled").map((h) => stop(h.value)));
     throw failed.reason;
   }
-  const [peerjs, counting, memoryWorker] = helpers.map((h) => h.value);
+  const [peerjs, counting, memoryWorker, floor] = helpers.map((h) => h.value);
   const cpuOf = (s) => () => groupCpu(s);
   const json = {
     note: "Both servers on loopback on the same machine as the clients. wrangler dev measures the local workerd runtime behind wrangler's dev proxy, not Cloudflare's edge.",
@@ -330,6 +366,7 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
       ours: "caller sends Viam SignalingService.Call (gRPC-web, HTTP/1.1 kept-alive, bearer JWT) → Worker starts the call object, hands the offer to the callee's waiting VoiceService.Connect stream → callee writes answer and candidate → Call stream yields init (answer) then update (candidate). Callee streams opened and registered before the clock starts (a pool of 2 per callee); CallUpdate(done) and the callee's replacement stream happen between calls, outside the clock.",
     },
     billing: null, memory: {}, signaling: { ours: {}, peerjs: {} }, prices: PRICES,
+    floor: { measuredPath: FLOOR_PATH, config: { calls, concurrency } },
   };
   let callCount = null, audioCount = null;
   try {
@@ -354,11 +391,15 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
     // 3. Signalling, alone.
     const ourShare = { sequential: 0.7, concurrent: 1 };
     for (const [key, c] of [["sequential", 1], ["concurrent", concurrency]]) {
-      await settle([server, peerjs], { maxMs: 8_000 });
+      await settle([server, peerjs, floor], { maxMs: 8_000 });
       log(`signalling ${key}: PeerJS`);
       const p = json.signaling.peerjs[key] = await peerjsSignaling({ wsBase: peerjs.url, calls, concurrency: c, deadline: performance.now() + 30_000, cpu: cpuOf(peerjs) });
       log(`  ${p.n} calls: →candidate median ${p.median} ms, p99 ${p.p99} ms; →answer median ${p.toAnswer.median} ms; ${p.callsPerSec} calls/s; ${p.serverCpuMsPerCall} CPU ms/call`);
-      await settle([server, peerjs], { maxMs: 8_000 });
+      await settle([server, peerjs, floor], { maxMs: 8_000 });
+      log(`signalling ${key}: platform floor (bare Worker + one Durable Object, hibernatable WebSockets)`);
+      const f = json.floor[key] = await floorSignaling({ server: floor, calls, concurrency: c, deadline: performance.now() + 30_000, cpu: cpuOf(floor) });
+      log(`  ${f.n} calls: →candidate median ${f.median} ms, p99 ${f.p99} ms; →answer median ${f.toAnswer.median} ms; ${f.callsPerSec} calls/s; ${f.serverCpuMsPerCall} CPU ms/call ${JSON.stringify(f.serverCpuMsPerCallByProcess)}`);
+      await settle([server, peerjs, floor], { maxMs: 8_000 });
       const until = performance.now() + Math.max(5_000, (deadline - performance.now()) * ourShare[key]);
       log(`signalling ${key}: this Worker (Viam Call → Voice Connect), until ${((until - started) / 1000).toFixed(0)} s into the comparison`);
       try {
@@ -372,9 +413,10 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
     // The call object's active time in the cost: this run's sequential median.
     if (callCount && audioCount) json.billing = { ...costs(callCount, audioCount, json.signaling.ours), raw: json.billing.raw };
   } finally {
-    await Promise.all([stop(peerjs), stop(counting), stop(memoryWorker)]);
+    await Promise.all([stop(peerjs), stop(counting), stop(memoryWorker), stop(floor)]);
   }
   json.durationSeconds = round((performance.now() - started) / 1000, 1);
   json.rows = buildRows(json);
+  json.floor.comparison = floorComparison(json);
   return json;
 }

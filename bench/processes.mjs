@@ -142,12 +142,16 @@ const QUIET = { CI: "1", WRANGLER_SEND_METRICS: "false" };
  *
  * `wrapMain`, when given, turns the path of the Worker's entry module into the source of an entry
  * that wraps it (billing.mjs counts requests that way); the wrapper is what gets bundled.
+ *
+ * `config`, when given ({ toml, dir }: a wrangler config's text and the directory its paths are
+ * relative to), serves that Worker instead of this project's (floor-bench.mjs: the platform floor),
+ * built and served the same way.
  */
-export async function startWrangler(authSecret, { ref = null, wrapMain = null, name = "wrangler dev" } = {}) {
+export async function startWrangler(authSecret, { ref = null, wrapMain = null, name = "wrangler dev", config = null } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "edge-voice-bench-"));
   tempDirs.add(dir);
-  const source = ref ? exportCommit(ref, join(dir, "src")) : ROOT;
-  const project = readFileSync(join(source, "wrangler.toml"), "utf8")
+  const source = config ? config.dir : ref ? exportCommit(ref, join(dir, "src")) : ROOT;
+  const project = (config ? config.toml : readFileSync(join(source, "wrangler.toml"), "utf8"))
     .replace(/^\[build\][\s\S]*?(?=^\[|(?![\s\S]))/m, "")
     .replace(/^directory\s*=\s*"([^"]+)"/m, (_, p) => {
       // The static assets are watched too: serve a copy, so the snapshot holds for them as well.

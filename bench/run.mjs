@@ -26,7 +26,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import { audioLatency, audioPingFloor, audioRamp, audioThroughput, baselineAudioSystem, FRAME_BYTES, workerAudioSystem } from "./audio-bench.mjs";
-import { peerjsTable, runPeerjsComparison } from "./peerjs-bench.mjs";
+import { floorTable, peerjsTable, runPeerjsComparison } from "./peerjs-bench.mjs";
 import { groupCpu, killAllNow, machineBusyMs, settle, sourceOf, startBaseline, startWrangler, stop, stopServersOnExit } from "./processes.mjs";
 import { loadProtos } from "./protos.mjs";
 import { comparisonTable, log, machine, show, table } from "./report.mjs";
@@ -150,7 +150,7 @@ function otherCpuMeter(servers) {
 async function main() {
   const results = {
     note: "Numbers from wrangler dev on loopback measure the local runtime (workerd behind wrangler's dev proxy) on this machine, not Cloudflare's edge. Clients, servers and baselines share the machine's cores.",
-    date: new Date().toISOString(), machine: machine(), source: sourceOf(config.ref), config, signaling: null, audio: null, peerjs: null,
+    date: new Date().toISOString(), machine: machine(), source: sourceOf(config.ref), config, signaling: null, audio: null, peerjs: null, floor: null,
   };
   log(`machine: ${results.machine.cpuModel}, ${results.machine.cores} cores, node ${process.version}, wrangler ${results.machine.wrangler}, load ${results.machine.loadAverageAtStart.join(" ")}`);
   log(`starting wrangler dev (${results.source.built})${parts.has("signaling") || parts.has("audio") ? " and the Node ws baselines" : ""}`);
@@ -210,12 +210,15 @@ async function main() {
       const t0 = performance.now();
       otherDuringRun.pause();
       try {
-        results.peerjs = await runPeerjsComparison({ server: worker, authSecret: AUTH_SECRET, protos, ref: config.ref, concurrency: config.concurrency, ...config.peerjs });
+        const { floor, ...peerjs } = await runPeerjsComparison({ server: worker, authSecret: AUTH_SECRET, protos, ref: config.ref, concurrency: config.concurrency, ...config.peerjs });
+        results.peerjs = peerjs;
+        results.floor = floor;
       } finally {
         otherDuringRun.resume();
         peerjsMs = performance.now() - t0;
       }
       console.log(peerjsTable(results.peerjs));
+      console.log(floorTable(results.floor));
     }
 
     if (parts.has("audio")) {
