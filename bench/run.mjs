@@ -27,6 +27,7 @@ import os from "node:os";
 import { join, resolve } from "node:path";
 import { audioLatency, audioPingFloor, audioRamp, audioThroughput, baselineAudioSystem, FRAME_BYTES, workerAudioSystem } from "./audio-bench.mjs";
 import { floorTable, peerjsTable, runPeerjsComparison } from "./peerjs-bench.mjs";
+import { machinesTable, machinesThroughput } from "./machines-bench.mjs";
 import { groupCpu, killAllNow, machineBusyMs, settle, sourceOf, startBaseline, startWrangler, stop, stopServersOnExit } from "./processes.mjs";
 import { loadProtos } from "./protos.mjs";
 import { comparisonTable, log, machine, show, table } from "./report.mjs";
@@ -53,15 +54,20 @@ const config = {
     connections: counts("BENCH_PEERJS_CONNECTIONS", "100,500,1000"),
     budgetSeconds: positive("BENCH_PEERJS_BUDGET_S", 115),
   },
+  machines: {
+    steps: counts("BENCH_MACHINES_STEPS", "20,40,80,160"),
+    stepSeconds: positive("BENCH_MACHINES_STEP_S", 3),
+  },
 };
-const PARTS = ["signaling", "audio", "peerjs"];
+const PARTS = ["signaling", "peerjs", "machines", "audio"];
 const parts = new Set(config.only === "all" ? PARTS : config.only.split(",").map((p) => p.trim()));
 for (const p of parts) if (!PARTS.includes(p)) throw new Error(`BENCH_ONLY: unknown part "${p}" (known: ${PARTS.join(", ")})`);
 const OUT = resolve(env.BENCH_OUT ?? join(ROOT, "bench/results.json"));
 const AUTH_SECRET = "bench-secret";
 const startedAt = performance.now();
 
-stopServersOnExit("bench", (config.budgetSeconds + (parts.has("peerjs") ? config.peerjs.budgetSeconds : 0)) * 2 + 120);
+stopServersOnExit("bench", (config.budgetSeconds + (parts.has("peerjs") ? config.peerjs.budgetSeconds : 0)) * 2 + 120 +
+  (parts.has("machines") ? config.machines.steps.length * (config.machines.stepSeconds + 20) + 120 : 0));
 
 // ---- tables ----------------------------------------------------------------------------------
 
@@ -150,7 +156,7 @@ function otherCpuMeter(servers) {
 async function main() {
   const results = {
     note: "Numbers from wrangler dev on loopback measure the local runtime (workerd behind wrangler's dev proxy) on this machine, not Cloudflare's edge. Clients, servers and baselines share the machine's cores.",
-    date: new Date().toISOString(), machine: machine(), source: sourceOf(config.ref), config, signaling: null, audio: null, peerjs: null, floor: null,
+    date: new Date().toISOString(), machine: machine(), source: sourceOf(config.ref), config, signaling: null, audio: null, peerjs: null, floor: null, machines: null,
   };
   log(`machine: ${results.machine.cpuModel}, ${results.machine.cores} cores, node ${process.version}, wrangler ${results.machine.wrangler}, load ${results.machine.loadAverageAtStart.join(" ")}`);
   log(`starting wrangler dev (${results.source.built})${parts.has("signaling") || parts.has("audio") ? " and the Node ws baselines" : ""}`);
@@ -169,10 +175,11 @@ async function main() {
     if (busy.length) log(`  (${busy.join(", ")} still busy after 15 s; measuring anyway)`);
   };
   // The budget is shared out from what is left once the servers are up; the PeerJS comparison
-  // has its own and does not count against it.
-  let peerjsMs = 0;
+  // has its own, and it and the other fixed-length parts (machines, idle) do not count against it.
+  let asideMs = 0;
+  const aside = async (run) => { const t0 = performance.now(); try { return await run(); } finally { asideMs += performance.now() - t0; } };
   const phaseStart = performance.now();
-  const budgetLeft = () => config.budgetSeconds * 1000 - (performance.now() - startedAt - peerjsMs);
+  const budgetLeft = () => config.budgetSeconds * 1000 - (performance.now() - startedAt - asideMs);
   const signalingShare = !parts.has("signaling") ? 0 : parts.has("audio") ? 0.55 : 1;
   const signalingEnd = phaseStart + Math.max(0, budgetLeft()) * signalingShare;
 
@@ -215,10 +222,19 @@ async function main() {
         results.floor = floor;
       } finally {
         otherDuringRun.resume();
-        peerjsMs = performance.now() - t0;
+        asideMs += performance.now() - t0;
       }
       console.log(peerjsTable(results.peerjs));
       console.log(floorTable(results.floor));
+    }
+
+    if (parts.has("machines")) {
+      await aside(async () => {
+        await quiet();
+        log(`call setups/s: 20 machines × 2 Viam Answer streams, ${config.machines.steps.join(", ")} calls in flight, ${config.machines.stepSeconds} s each`);
+        results.machines = await machinesThroughput({ server: worker, protos, secret: AUTH_SECRET, ...config.machines, cpu: cpuOf(worker) });
+      });
+      console.log(machinesTable(results.machines));
     }
 
     if (parts.has("audio")) {

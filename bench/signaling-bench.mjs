@@ -74,8 +74,8 @@ export async function runSlots(concurrency, openSlot, { calls, warmup, deadline,
 
 /**
  * A callee online on `door` ("viam": Answer streams; "voice": Connect streams), keeping `streams`
- * streams waiting. Each stream takes one offer: it writes the answer (on Voice also `candidate`,
- * if given) and ends its side. Its replacement opens as soon as the offer arrives (`replace:
+ * streams waiting. Each stream takes one offer: it writes the answer and `candidate`, if given (on
+ * Viam as an update stage, then done, as goutils' answerer does), and ends its side. Its replacement opens as soon as the offer arrives (`replace:
  * "on-offer"`, as Viam hosts do, so the next call finds it registered) or once the exchange has
  * ended (`"on-end"`). `state` counts streams opened and offers answered.
  */
@@ -101,6 +101,7 @@ export function onlineCallee(clients, headers, { door = "voice", streams = 1, ca
           if (req.stage.case !== "init" || answered) continue;
           take();
           await outbox.write({ uuid: req.uuid, stage: { case: "init", value: { sdp: ANSWER_SDP } } });
+          if (candidate) await outbox.write({ uuid: req.uuid, stage: { case: "update", value: { candidate: viamCandidate(candidate) } } });
           await outbox.write({ uuid: req.uuid, stage: { case: "done", value: {} } });
           outbox.close();
         }
@@ -121,13 +122,31 @@ export function onlineCallee(clients, headers, { door = "voice", streams = 1, ca
 }
 
 /**
+ * A callee's stream waiting for a call that never comes, for one identity (`headers`: its bearer
+ * token): on "voice" a Connect stream; on "viam" an Answer stream for the host named by the
+ * headers' rpc-host, sent with `heartbeats-allowed: true` as goutils' answerer sends it (its
+ * heartbeats are read and dropped). Runs until `signal` aborts; `onError` gets a failure before that.
+ */
+export function waitingAnswerer(clients, door, headers, signal, onError) {
+  const outbox = createWritableIterable();
+  const stream = door === "viam"
+    ? clients.signaling.answer(outbox, { headers: { ...headers, "heartbeats-allowed": "true" }, signal })
+    : clients.voice.connect(outbox, { headers, signal });
+  (async () => { for await (const _ of stream) { /* heartbeats; no call */ } })().catch((err) => { if (!signal.aborted) onError(err); });
+}
+
+/** An RTCIceCandidateInit as Viam's ICECandidate message. */
+const viamCandidate = (c) => ({ candidate: c.candidate, sdpMid: c.sdpMid, sdpmLineIndex: c.sdpMLineIndex, usernameFragment: c.usernameFragment });
+
+/**
  * The caller's side of one call, as a Viam SDK makes it: Call, timed to the answer (`answerMs`)
  * and, when `candidate` is given, to that candidate arriving (`candidateMs`); then the stream is
  * drained (it ends once the callee is done) and CallUpdate(done) sent, untimed. A Call that finds
- * no callee registered yet (not_found) is retried (NOT_FOUND_RETRIES, 5 ms apart); only the
- * attempt that connects is timed.
+ * no callee registered yet (not_found) is retried (NOT_FOUND_RETRIES, 5 ms apart; with
+ * `retryNotFound: false` the not_found error is thrown at once); only the attempt that connects is
+ * timed.
  */
-export async function viamCall(signaling, headers, { candidate = null } = {}) {
+export async function viamCall(signaling, headers, { candidate = null, retryNotFound = true } = {}) {
   for (let attempt = 0; attempt <= NOT_FOUND_RETRIES; attempt++) {
     const t0 = performance.now();
     const stream = signaling.call({ sdp: OFFER_SDP }, { headers, timeoutMs: CALL_TIMEOUT_MS })[Symbol.asyncIterator]();
@@ -135,7 +154,7 @@ export async function viamCall(signaling, headers, { candidate = null } = {}) {
     try {
       first = await stream.next();
     } catch (err) {
-      if (ConnectError.from(err).code !== Code.NotFound) throw err;
+      if (ConnectError.from(err).code !== Code.NotFound || !retryNotFound) throw err;
       await sleep(NOT_FOUND_RETRY_MS);
       continue;
     }
