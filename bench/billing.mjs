@@ -8,10 +8,19 @@
 //     WebSocket message an object's handler receives (billed 20:1; auto-answered "ping" frames never
 //     reach a handler and are not billed);
 //   - SQLite rows read and written (each cursor's rowsRead / rowsWritten; miniflare's own
-//     bookkeeping table excluded), alarm writes, and the alarms still pending (set, not yet fired).
+//     bookkeeping table excluded), alarm writes, and the alarms still pending (set, not yet fired);
+//   - Durable Object active time, per object and summed by class (`activeMs`): wall time during
+//     which at least one of the object's handlers is in flight — an RPC method call until it
+//     settles, fetch until its Response resolves, a webSocketMessage / webSocketClose / alarm
+//     handler until it settles, each timed inside the object (see `counting`). That is when an
+//     object cannot hibernate and is billed for duration; a hibernated object with open sockets
+//     and no handler running costs nothing.
+//     GET /__bench/counts?objects adds `byObject`: each object's active ms, stub requests, WebSocket
+//     messages in and alarms, by the name its stub was got by.
 // The wrapper replaces `env` (a Proxy whose Durable Object namespaces hand out counting stubs) for
 // the Worker and for every object (each exported class is subclassed only to pass the wrapped env
-// and count alarms and WebSocket messages). Counts live in module globals: workerd runs a Worker and
+// and to count alarms and WebSocket messages and time their handlers). The classes are those bound
+// in the served Worker's wrangler config. Counts live in module globals: workerd runs a Worker and
 // its Durable Objects in one isolate, which the counts themselves confirm (object-to-object calls,
 // such as CallObject → HostObject.enqueue, show up). GET /__bench/counts reads them, POST
 // /__bench/reset zeroes them; neither is counted.
@@ -28,12 +37,23 @@ import { onlineCallee, viamCall } from "./signaling-bench.mjs";
 import { round, sleep } from "./stats.mjs";
 import { openWebSocket } from "./websocket-client.mjs";
 
-/** Durable Object bindings of wrangler.toml and the class each names. */
-const BINDINGS = { CALLS: "CallObject", HOSTS: "HostObject", AUDIO_ROOMS: "AudioRoom", LIVEKIT_ROOMS: "LiveKitRoom", SIP_ACCOUNTS: "SipAccount" };
+/** The Durable Object bindings of a wrangler config (its [[durable_objects.bindings]] tables):
+ * binding name → class name. Read from the config of the Worker being served, so an object class
+ * added or renamed there is counted without a change here. */
+function bindingsOf(toml) {
+  const bindings = {};
+  for (const [, block] of toml.matchAll(/^\[\[durable_objects\.bindings\]\]\s*\n((?:(?!\[)[^\n]*\n?)*)/gm)) {
+    const name = /^name\s*=\s*"([^"]+)"/m.exec(block)?.[1], cls = /^class_name\s*=\s*"([^"]+)"/m.exec(block)?.[1];
+    if (name && cls && !/^script_name\s*=/m.test(block)) bindings[name] = cls;
+  }
+  return bindings;
+}
 
-function wrapperSource(entry) {
+function wrapperSource(entry, toml) {
+  const BINDINGS = bindingsOf(toml);
   return `
 import worker, * as mod from ${JSON.stringify(entry)};
+import { DurableObject } from "cloudflare:workers";
 
 const fresh = () => ({ workerRequests: 0, workerRequestsByPath: {}, doRequests: {}, alarms: {}, wsMessagesIn: {},
   rowsRead: {}, rowsWritten: {}, alarmWrites: {} });
@@ -44,12 +64,54 @@ const bump = (o, k, n = 1) => { o[k] = (o[k] ?? 0) + n; };
 const BINDINGS = ${JSON.stringify(BINDINGS)};
 // Stub properties that are not RPC methods.
 const PLAIN = new Set(["id", "name", "then", "toJSON", "constructor"]);
+// The platform's handlers, wrapped one by one below; webSocketError is not timed.
+const HANDLERS = new Set(["alarm", "webSocketMessage", "webSocketClose", "webSocketError"]);
 
-function countingStub(stub, cls) {
+// Active time, per object: wall time during which at least one of its handlers is in flight — an
+// RPC method call from start to settle, fetch until its Response resolves (a WebSocket upgrade's
+// at once), a webSocketMessage / webSocketClose / alarm handler from start to settle. One in-flight
+// counter per object and the time it last went from 0 to 1 give the union of those intervals. Not cleared by a reset, which only
+// restarts the clock of objects active at that moment (and zeroes their per-object counts).
+const activity = new Map(); // "class:name" → { cls, name, inFlight, since, ms, requests, wsMessagesIn, alarms }
+const idNames = new Map(); // object id → the name its stub was got by
+const nameOf = (id) => { const s = String(id); try { return id.name ?? idNames.get(s) ?? s; } catch { return idNames.get(s) ?? s; } };
+function activityOf(cls, name) {
+  const key = cls + ":" + name;
+  let a = activity.get(key);
+  if (!a) activity.set(key, a = { cls, name, inFlight: 0, since: 0, ms: 0, requests: 0, wsMessagesIn: 0, alarms: 0 });
+  return a;
+}
+function whileActive(a, run) {
+  if (a.inFlight++ === 0) a.since = Date.now();
+  const exit = () => { if (--a.inFlight === 0) a.ms += Date.now() - a.since; };
+  let result;
+  try { result = run(); } catch (err) { exit(); throw err; }
+  if (result && typeof result.then === "function") result.then(exit, exit);
+  else exit();
+  return result;
+}
+function activeSummary(withObjects) {
+  const now = Date.now();
+  const byClass = {}, objects = {}, list = [];
+  for (const a of activity.values()) {
+    const ms = a.ms + (a.inFlight > 0 ? now - a.since : 0);
+    bump(byClass, a.cls, ms);
+    if (ms > 0) bump(objects, a.cls);
+    if (withObjects && (ms > 0 || a.requests || a.wsMessagesIn || a.alarms)) list.push({ cls: a.cls, name: a.name, activeMs: ms, requests: a.requests, wsMessagesIn: a.wsMessagesIn, alarms: a.alarms, inFlight: a.inFlight });
+  }
+  return { activeMs: byClass, activeObjects: objects, ...(withObjects && { byObject: list }) };
+}
+function resetActivity() {
+  const now = Date.now();
+  for (const a of activity.values()) { a.ms = 0; a.requests = 0; a.wsMessagesIn = 0; a.alarms = 0; if (a.inFlight > 0) a.since = now; }
+}
+
+function countingStub(stub, cls, name) {
+  const a = activityOf(cls, name);
   return new Proxy(stub, {
     get(target, prop) {
       if (typeof prop !== "string" || PLAIN.has(prop)) return Reflect.get(target, prop);
-      return (...args) => { bump(counts.doRequests, cls + "." + prop); return target[prop](...args); };
+      return (...args) => { bump(counts.doRequests, cls + "." + prop); a.requests++; return target[prop](...args); };
     },
   });
 }
@@ -57,7 +119,15 @@ function countingStub(stub, cls) {
 function countingNamespace(ns, cls) {
   return new Proxy(ns, {
     get(target, prop) {
-      if (prop === "get" || prop === "getByName") return (...args) => countingStub(target[prop](...args), cls);
+      if (prop === "getByName") {
+        return (name, ...rest) => {
+          const stub = target.getByName(name, ...rest);
+          if (stub.id) idNames.set(String(stub.id), name);
+          return countingStub(stub, cls, name);
+        };
+      }
+      if (prop === "get") return (id, ...rest) => countingStub(target.get(id, ...rest), cls, nameOf(id));
+      if (prop === "idFromName") return (name) => { const id = target.idFromName(name); idNames.set(String(id), name); return id; };
       const v = Reflect.get(target, prop);
       return typeof v === "function" ? v.bind(target) : v;
     },
@@ -117,15 +187,40 @@ function counting(Base, cls) {
       this.__benchId = id;
     }
   }
+  const activityOfThis = (self) => (self.__benchActivity ??= activityOf(cls, nameOf(self.ctx?.id ?? self.__benchId)));
+  // RPC methods (and fetch) are timed here, on the object's side, not around the stub call: when
+  // the request that made a call is cancelled (a client hung up mid long-poll) the caller's promise
+  // never settles, while the object's method runs on to its end. Every method of the class chain
+  // is wrapped, as nothing tells RPC methods from internal ones; an internal call inside a handler
+  // adds nothing to the union of intervals.
+  for (let proto = Base.prototype; proto && proto !== Object.prototype && proto !== DurableObject.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      if (name === "constructor" || HANDLERS.has(name) || Object.hasOwn(Counted.prototype, name)) continue;
+      const d = Object.getOwnPropertyDescriptor(proto, name);
+      if (typeof d.value !== "function") continue;
+      const impl = Base.prototype[name];
+      Counted.prototype[name] = function (...args) { return whileActive(activityOfThis(this), () => impl.apply(this, args)); };
+    }
+  }
   if (typeof Base.prototype.alarm === "function") {
     Counted.prototype.alarm = function (...args) {
       bump(counts.alarms, cls);
       delete pending[cls]?.[this.__benchId];
-      return Base.prototype.alarm.apply(this, args);
+      const a = activityOfThis(this);
+      a.alarms++;
+      return whileActive(a, () => Base.prototype.alarm.apply(this, args));
     };
   }
   if (typeof Base.prototype.webSocketMessage === "function") {
-    Counted.prototype.webSocketMessage = function (...args) { bump(counts.wsMessagesIn, cls); return Base.prototype.webSocketMessage.apply(this, args); };
+    Counted.prototype.webSocketMessage = function (...args) {
+      bump(counts.wsMessagesIn, cls);
+      const a = activityOfThis(this);
+      a.wsMessagesIn++;
+      return whileActive(a, () => Base.prototype.webSocketMessage.apply(this, args));
+    };
+  }
+  if (typeof Base.prototype.webSocketClose === "function") {
+    Counted.prototype.webSocketClose = function (...args) { return whileActive(activityOfThis(this), () => Base.prototype.webSocketClose.apply(this, args)); };
   }
   return Counted;
 }
@@ -135,8 +230,8 @@ ${Object.values(BINDINGS).map((cls) => `export const ${cls} = counting(mod.${cls
 export default {
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
-    if (url.pathname === "/__bench/counts") return Response.json({ ...counts, pendingAlarms: pendingSummary() });
-    if (url.pathname === "/__bench/reset") { counts = fresh(); return Response.json({ ok: true }); }
+    if (url.pathname === "/__bench/counts") return Response.json({ ...counts, pendingAlarms: pendingSummary(), ...activeSummary(url.searchParams.has("objects")) });
+    if (url.pathname === "/__bench/reset") { counts = fresh(); resetActivity(); return Response.json({ ok: true }); }
     counts.workerRequests++;
     // Connect paths name the method; the rest are grouped by their first segment.
     const key = url.pathname.startsWith("/proto.") || url.pathname.startsWith("/protocol.") ? url.pathname : "/" + url.pathname.split("/")[1];
@@ -156,7 +251,8 @@ export async function startCountingWrangler(authSecret, { ref = null } = {}) {
   const server = await startWrangler(authSecret, { ref, wrapMain: wrapperSource, name: "wrangler dev (counting)" });
   return {
     ...server,
-    counts: async () => (await fetch(`${server.baseUrl}/__bench/counts`)).json(),
+    /** The counts; with `objects`, also `byObject`: each object's active ms and requests. */
+    counts: async ({ objects = false } = {}) => (await fetch(`${server.baseUrl}/__bench/counts${objects ? "?objects" : ""}`)).json(),
     reset: async () => { await (await fetch(`${server.baseUrl}/__bench/reset`, { method: "POST" })).arrayBuffer(); },
   };
 }
@@ -242,12 +338,27 @@ export async function countCalls(counting, protos, secret, calls) {
     // HostObject.enqueue arms an alarm at the offer's hand-over timeout (OFFER_ACK_TIMEOUT_MS, 2 s)
     // that fires even though the call was taken: wait for the last call's, so each is counted.
     await sleep(2_300);
-    return { calls, ms: round(ms, 1), counts: await counting.counts() };
+    const counts = await counting.counts();
+    return { calls, ms: round(ms, 1), windowSeconds: round((performance.now() - t0) / 1000, 1), counts };
   } finally {
     for (const s of sides) s.stop();
     await sleep(200);
     clients.close();
   }
+}
+
+/**
+ * Durable Object active seconds per call setup of a countCalls result, counted over the whole
+ * count (the calls, the callees' replacement streams registering, the wait for the hand-over
+ * alarms): every second some object could not hibernate, divided by the calls.
+ */
+export function setupActivity(callCount) {
+  const { calls: n, counts: c } = callCount;
+  return {
+    countWindowSeconds: callCount.windowSeconds ?? null,
+    doActiveSecondsCounted: c.activeMs ? round(total(c.activeMs) / 1000 / n, 3) : null,
+    doActiveSecondsByClass: c.activeMs ? Object.fromEntries(Object.entries(c.activeMs).map(([k, v]) => [k, round(v / 1000 / n, 3)])) : null,
+  };
 }
 
 /** Durable Object requests a completed call setup makes, by method, per call. */
@@ -282,6 +393,7 @@ export function costs(callCount, audioCount, signalingResult) {
     rowsWrittenByClass: perCall(c.rowsWritten, n),
     rowsRead: round(total(c.rowsRead) / n, 2),
     alarmWrites: round(total(c.alarmWrites) / n, 2),
+    ...setupActivity(callCount),
   };
   setup.doRequests = round(setup.doRpcAndFetch + setup.doAlarmsCounted + setup.doAlarmsDerived + setup.wsMessagesIn / PRICES.wsMessagesPerBilledRequest, 2);
   // Durable Object duration of a setup: the CallObject is active while a door long-polls it, from

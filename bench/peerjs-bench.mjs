@@ -25,17 +25,20 @@
 //    Calls rotate over several caller/callee identities (16 pairs sequential, 2 per slot in
 //    parallel) so no identity exceeds the Worker's 20 requests/s per-identity limit. The call loop
 //    and both ends of a Viam call are signaling-bench.mjs's.
+//    - The platform floor (floor-bench.mjs): the PeerJS side's exchange on a bare Worker and one
+//      Durable Object over hibernatable WebSockets, on its own wrangler dev, timed the same way in
+//      the same run, so "ours / floor" separates this Worker's cost from the runtime's.
 // 2. Memory per idle connection: the RSS of each server's whole process tree (/proc VmRSS summed
 //    over its process group; for wrangler dev its Node process and both workerd processes) before
 //    and after opening 100, 500, 1000 idle connections (cumulative ramp): PeerJS WebSocket peers;
-//    Voice Connect streams waiting for a call (one identity each: N callees online); audio-relay
-//    WebSockets (rooms of two, not paired).
+//    Voice Connect streams waiting for a call (one identity each: N callees online); Viam Answer
+//    streams waiting for a call (heartbeats-allowed, one host identity each: N machines online
+//    with one answerer each); audio-relay WebSockets (rooms of two, not paired).
 // 3. Billed requests per completed call setup and per minute of relayed audio, counted on a second,
 //    instrumented wrangler dev (bench/billing.mjs), then the cost per 1 M calls.
 //
 // bench/run.mjs runs it (BENCH_ONLY=peerjs: it alone) on the wrangler dev it started, and keeps its
-// results under "peerjs" in bench/results.json.
-import { createWritableIterable } from "@connectrpc/connect/protocol";
+// results under "peerjs" in bench/results.json, the floor's under "floor" (floorTable prints it).
 import { signToken } from "../scripts/dev-token.mjs";
 import WebSocket from "ws";
 import { costs, countAudio, countCalls, PRICES, startCountingWrangler } from "./billing.mjs";
@@ -45,7 +48,7 @@ import { groupCpu, groupRss, settle, startBaseline, startWrangler, stop } from "
 import { workerClients } from "./protos.mjs";
 import { comparisonTable, log, pkgVersion, ratio, show, table } from "./report.mjs";
 import { audioRoomUrl } from "./seed003-client.mjs";
-import { runSlots, workerSlot } from "./signaling-bench.mjs";
+import { runSlots, waitingAnswerer, workerSlot } from "./signaling-bench.mjs";
 import { round, sleep } from "./stats.mjs";
 import { openWebSocket } from "./websocket-client.mjs";
 
@@ -209,23 +212,23 @@ async function peerjsMemory({ server, steps }) {
   }
 }
 
-async function voiceMemory({ server, protos, secret, steps }) {
+/** Waiting callee streams, one identity each: Voice Connect streams, or (`door` "viam") Viam
+ * Answer streams with heartbeats-allowed, each for its own host. */
+async function answererMemory({ server, protos, secret, steps, door }) {
   const clients = workerClients(protos, server.baseUrl, { viam: "grpc-web", ownAgent: true });
   const aborts = [];
-  const run = Date.now().toString(36);
+  const run = `${door}-${Date.now().toString(36)}`;
   let failed = null;
   try {
     return await memoryRamp({
-      server, steps, label: "Voice Connect streams",
+      server, steps, label: door === "viam" ? "Viam Answer streams" : "Voice Connect streams",
       open: async (i) => {
         const abort = new AbortController();
         aborts.push(abort);
-        const headers = { authorization: `Bearer ${await signToken(`mem-${run}-${i}`, secret)}` };
-        const outbox = createWritableIterable();
-        // Resolves once the request is on the wire; the stream then waits for a call that never comes.
-        (async () => { for await (const _ of clients.voice.connect(outbox, { headers, signal: abort.signal })) { /* no call */ } })()
-          .catch((err) => { if (!abort.signal.aborted) failed ??= err; });
-        await sleep(0);
+        const identity = `mem-${run}-${i}`;
+        const headers = { authorization: `Bearer ${await signToken(identity, secret)}`, "rpc-host": identity };
+        waitingAnswerer(clients, door, headers, abort.signal, (err) => { failed ??= err; });
+        await sleep(0); // the request is on its way; the stream then waits for a call that never comes
       },
       closeAll: async () => { for (const a of aborts) a.abort(); await sleep(300); clients.close(); },
     }).then((r) => ({ ...r, failed: failed ? String(failed) : null }));
@@ -262,7 +265,8 @@ function buildRows(j) {
   const RUNTIME = "workerd (Worker runtime)";
   const at = (r, n, role) => { const x = r?.points.find((pt) => pt.connections === n); return role ? x?.kibPerConnectionByProcess[role] : x?.kibPerConnection; };
   const peerAt = (n) => at(m.peerjs, n);
-  for (const [key, what] of [["oursVoice", "Voice stream waiting"], ["oursRelay", "audio-relay WebSocket"]]) {
+  for (const [key, what] of [["oursVoice", "Voice stream waiting"], ["oursViam", "Viam Answer stream waiting"], ["oursRelay", "audio-relay WebSocket"]]) {
+    if (!m[key]) continue;
     for (const n of j.config.connections) {
       rows.push([`RSS per idle connection, ${n} open: ${what} (whole wrangler dev tree) vs PeerJS peer: KiB`, at(m[key], n), peerAt(n)]);
     }
@@ -276,6 +280,9 @@ function buildRows(j) {
     rows.push(["billed Worker requests per call setup (counted)", b.setup.workerRequests, "n/a (self-hosted)"]);
     rows.push([`billed Durable Object requests per call setup (${b.setup.doRpcAndFetch} RPCs + ${b.setup.doAlarmsCounted} alarm counted + ${b.setup.doAlarmsDerived} alarms derived)`, b.setup.doRequests, "n/a"]);
     rows.push(["SQLite rows written per call setup (counted, incl. alarm writes)", round(b.setup.rowsWritten + b.setup.alarmWrites, 1), "n/a"]);
+    if (b.setup.doActiveSecondsCounted !== null) {
+      rows.push([`Durable Object active seconds per call setup (counted over the ${b.setup.countWindowSeconds} s count, ${Object.entries(b.setup.doActiveSecondsByClass).map(([k, v]) => `${k} ${v}`).join(", ")})`, b.setup.doActiveSecondsCounted, "n/a"]);
+    }
     rows.push(["cost per 1 M call setups, USD (requests + rows + duration)", b.setup.costPerMillionCallsUsd.total, "n/a"]);
     rows.push(["billed DO requests per minute of relayed audio (WS in at 20:1 + alarms)", b.audio.billedDoRequestsPerMinute, "n/a"]);
     rows.push(["cost per 1 M minutes of relayed audio, USD", b.audio.costPerMillionMinutesUsd.total, "n/a"]);
@@ -383,7 +390,8 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
     })();
     log("counting billed requests (20 call setups, 5 s of relayed audio) while the memory ramps run");
     const peerjsRamp = peerjsMemory({ server: peerjs, steps }).then((r) => { json.memory.peerjs = r; });
-    json.memory.oursVoice = await voiceMemory({ server: memoryWorker, protos, secret: authSecret, steps });
+    json.memory.oursVoice = await answererMemory({ server: memoryWorker, protos, secret: authSecret, steps, door: "voice" });
+    json.memory.oursViam = await answererMemory({ server: memoryWorker, protos, secret: authSecret, steps, door: "viam" });
     json.memory.oursRelay = await relayMemory({ server: memoryWorker, secret: authSecret, steps });
     await Promise.all([countingDone, peerjsRamp]);
     await stop(memoryWorker);

@@ -140,8 +140,9 @@ const QUIET = { CI: "1", WRANGLER_SEND_METRICS: "false" };
  * that the Worker under test does not use. `--log-level warn` drops wrangler's per-request log
  * lines, which the baselines do not pay for either.
  *
- * `wrapMain`, when given, turns the path of the Worker's entry module into the source of an entry
- * that wraps it (billing.mjs counts requests that way); the wrapper is what gets bundled.
+ * `wrapMain`, when given, turns the path of the Worker's entry module (and the text of the
+ * Worker's wrangler config, for its bindings) into the source of an entry that wraps it
+ * (billing.mjs counts requests that way); the wrapper is what gets bundled.
  *
  * `config`, when given ({ toml, dir }: a wrangler config's text and the directory its paths are
  * relative to), serves that Worker instead of this project's (floor-bench.mjs: the platform floor),
@@ -160,7 +161,7 @@ export async function startWrangler(authSecret, { ref = null, wrapMain = null, n
     });
   let entry = resolve(source, /^main\s*=\s*"([^"]+)"/m.exec(project)[1]);
   if (wrapMain) {
-    writeFileSync(join(dir, "entry.mjs"), wrapMain(entry));
+    writeFileSync(join(dir, "entry.mjs"), wrapMain(entry, project));
     entry = join(dir, "entry.mjs");
   }
   const withMain = (main, extra = "") => project.replace(/^main\s*=.*$/m, `main = ${JSON.stringify(main)}${extra}`);

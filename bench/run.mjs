@@ -27,6 +27,7 @@ import os from "node:os";
 import { join, resolve } from "node:path";
 import { audioLatency, audioPingFloor, audioRamp, audioThroughput, baselineAudioSystem, FRAME_BYTES, workerAudioSystem } from "./audio-bench.mjs";
 import { floorTable, peerjsTable, runPeerjsComparison } from "./peerjs-bench.mjs";
+import { idleAnswerers, idleTable } from "./idle-bench.mjs";
 import { machinesTable, machinesThroughput } from "./machines-bench.mjs";
 import { groupCpu, killAllNow, machineBusyMs, settle, sourceOf, startBaseline, startWrangler, stop, stopServersOnExit } from "./processes.mjs";
 import { loadProtos } from "./protos.mjs";
@@ -58,8 +59,12 @@ const config = {
     steps: counts("BENCH_MACHINES_STEPS", "20,40,80,160"),
     stepSeconds: positive("BENCH_MACHINES_STEP_S", 3),
   },
+  idle: {
+    answerers: positive("BENCH_IDLE_ANSWERERS", 100),
+    idleSeconds: positive("BENCH_IDLE_S", 60),
+  },
 };
-const PARTS = ["signaling", "peerjs", "machines", "audio"];
+const PARTS = ["signaling", "peerjs", "machines", "idle", "audio"];
 const parts = new Set(config.only === "all" ? PARTS : config.only.split(",").map((p) => p.trim()));
 for (const p of parts) if (!PARTS.includes(p)) throw new Error(`BENCH_ONLY: unknown part "${p}" (known: ${PARTS.join(", ")})`);
 const OUT = resolve(env.BENCH_OUT ?? join(ROOT, "bench/results.json"));
@@ -67,7 +72,8 @@ const AUTH_SECRET = "bench-secret";
 const startedAt = performance.now();
 
 stopServersOnExit("bench", (config.budgetSeconds + (parts.has("peerjs") ? config.peerjs.budgetSeconds : 0)) * 2 + 120 +
-  (parts.has("machines") ? config.machines.steps.length * (config.machines.stepSeconds + 20) + 120 : 0));
+  (parts.has("machines") ? config.machines.steps.length * (config.machines.stepSeconds + 20) + 120 : 0) +
+  (parts.has("idle") ? config.idle.idleSeconds + 180 : 0));
 
 // ---- tables ----------------------------------------------------------------------------------
 
@@ -156,7 +162,7 @@ function otherCpuMeter(servers) {
 async function main() {
   const results = {
     note: "Numbers from wrangler dev on loopback measure the local runtime (workerd behind wrangler's dev proxy) on this machine, not Cloudflare's edge. Clients, servers and baselines share the machine's cores.",
-    date: new Date().toISOString(), machine: machine(), source: sourceOf(config.ref), config, signaling: null, audio: null, peerjs: null, floor: null, machines: null,
+    date: new Date().toISOString(), machine: machine(), source: sourceOf(config.ref), config, signaling: null, audio: null, peerjs: null, floor: null, machines: null, idle: null,
   };
   log(`machine: ${results.machine.cpuModel}, ${results.machine.cores} cores, node ${process.version}, wrangler ${results.machine.wrangler}, load ${results.machine.loadAverageAtStart.join(" ")}`);
   log(`starting wrangler dev (${results.source.built})${parts.has("signaling") || parts.has("audio") ? " and the Node ws baselines" : ""}`);
@@ -235,6 +241,14 @@ async function main() {
         results.machines = await machinesThroughput({ server: worker, protos, secret: AUTH_SECRET, ...config.machines, cpu: cpuOf(worker) });
       });
       console.log(machinesTable(results.machines));
+    }
+
+    if (parts.has("idle")) {
+      await aside(async () => {
+        await quiet();
+        results.idle = await idleAnswerers({ authSecret: AUTH_SECRET, protos, ref: config.ref, ...config.idle });
+      });
+      console.log(idleTable(results.idle));
     }
 
     if (parts.has("audio")) {
