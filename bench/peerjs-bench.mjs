@@ -257,7 +257,7 @@ function buildRows(j) {
     if (!o || !p || o.error) continue;
     rows.push([`offer→first candidate, ${label} (${o.n} / ${p.n} calls): median ms`, o.median, p.median]);
     rows.push([`offer→first candidate, ${label}: p99 ms`, o.p99, p.p99]);
-    rows.push([`offer→answer, ${label}: median ms`, o.toAnswer.median, p.toAnswer.median]);
+    rows.push([`offer→answer, ${label}: median ms`, o.toAnswer?.median, p.toAnswer?.median]);
     rows.push([`calls/s, ${label}`, o.callsPerSec, p.callsPerSec]);
     rows.push([`server CPU ms per call, ${label}`, o.serverCpuMsPerCall, p.serverCpuMsPerCall]);
   }
@@ -336,17 +336,18 @@ export function floorTable(floor) {
 /**
  * Runs the comparison against `server`, the wrangler dev processes.mjs startWrangler started
  * (`ref`, as bench/run.mjs BENCH_REF, builds the helper instances from the same commit). Starts
- * and stops its own PeerJS server and two helper wrangler dev instances of the same Worker: one
- * instrumented to count billed requests, one fresh for the memory ramps (so they start from a
- * runtime no benchmark has filled, and the measured one is not left holding thousands of objects).
- * Returns its results; peerjsTable(results) is its table.
+ * and stops its own PeerJS server, the platform floor (floor-bench.mjs) and three helper wrangler
+ * dev instances of the same Worker: one instrumented to count billed requests, two fresh for the
+ * memory ramps (Voice then audio relay on one, Viam on the other; so they start from a runtime no
+ * benchmark has filled, and the measured one is not left holding thousands of objects).
+ * Returns its results; peerjsTable(results) and floorTable(results.floor) are its tables.
  *
  * Order: counting and the memory ramps first, side by side (counts and RSS do not depend on CPU
  * contention; each ramp waits for its own server to go quiet before reading), then the helpers
- * stop and signalling runs alone on `server` with whatever is left of `budgetSeconds` (counted
- * from the start, helpers' start included): PeerJS always completes `calls`; this Worker's
- * sequential run gets 70 % of the time left and its parallel run the rest, and each stops at its
- * share (the table shows n).
+ * stop and signalling runs alone on `server` (and the floor) with whatever is left of
+ * `budgetSeconds` (counted from the start, helpers' start included): PeerJS and the floor always
+ * complete `calls`; this Worker's sequential run gets 70 % of the time left and its parallel run
+ * the rest, and each stops at its share (the table shows n).
  */
 export async function runPeerjsComparison({ server, authSecret, protos, ref = null, calls, connections, budgetSeconds, concurrency }) {
   const started = performance.now();
@@ -357,13 +358,16 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
     startCountingWrangler(authSecret, { ref }),
     startWrangler(authSecret, { ref, name: "wrangler dev (memory)" }),
     startFloor(authSecret),
+    // The Viam ramp gets an instance of its own: after another ramp the runtime reuses the heap
+    // that ramp grew, and the second ramp would read as cheaper than it is.
+    startWrangler(authSecret, { ref, name: "wrangler dev (memory, Viam)" }),
   ]);
   const failed = helpers.find((h) => h.status === "rejected");
   if (failed) {
     await Promise.all(helpers.filter((h) => h.status === "fulfilled").map((h) => stop(h.value)));
     throw failed.reason;
   }
-  const [peerjs, counting, memoryWorker, floor] = helpers.map((h) => h.value);
+  const [peerjs, counting, memoryWorker, floor, memoryViam] = helpers.map((h) => h.value);
   const cpuOf = (s) => () => groupCpu(s);
   const json = {
     note: "Both servers on loopback on the same machine as the clients. wrangler dev measures the local workerd runtime behind wrangler's dev proxy, not Cloudflare's edge.",
@@ -390,9 +394,11 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
     })();
     log("counting billed requests (20 call setups, 5 s of relayed audio) while the memory ramps run");
     const peerjsRamp = peerjsMemory({ server: peerjs, steps }).then((r) => { json.memory.peerjs = r; });
+    const viamRamp = answererMemory({ server: memoryViam, protos, secret: authSecret, steps, door: "viam" })
+      .then(async (r) => { json.memory.oursViam = r; await stop(memoryViam); });
     json.memory.oursVoice = await answererMemory({ server: memoryWorker, protos, secret: authSecret, steps, door: "voice" });
-    json.memory.oursViam = await answererMemory({ server: memoryWorker, protos, secret: authSecret, steps, door: "viam" });
     json.memory.oursRelay = await relayMemory({ server: memoryWorker, secret: authSecret, steps });
+    await viamRamp;
     await Promise.all([countingDone, peerjsRamp]);
     await stop(memoryWorker);
 
@@ -402,17 +408,17 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
       await settle([server, peerjs, floor], { maxMs: 8_000 });
       log(`signalling ${key}: PeerJS`);
       const p = json.signaling.peerjs[key] = await peerjsSignaling({ wsBase: peerjs.url, calls, concurrency: c, deadline: performance.now() + 30_000, cpu: cpuOf(peerjs) });
-      log(`  ${p.n} calls: →candidate median ${p.median} ms, p99 ${p.p99} ms; →answer median ${p.toAnswer.median} ms; ${p.callsPerSec} calls/s; ${p.serverCpuMsPerCall} CPU ms/call`);
+      log(`  ${p.n} calls: →candidate median ${p.median} ms, p99 ${p.p99} ms; →answer median ${p.toAnswer?.median} ms; ${p.callsPerSec} calls/s; ${p.serverCpuMsPerCall} CPU ms/call`);
       await settle([server, peerjs, floor], { maxMs: 8_000 });
       log(`signalling ${key}: platform floor (bare Worker + one Durable Object, hibernatable WebSockets)`);
       const f = json.floor[key] = await floorSignaling({ server: floor, calls, concurrency: c, deadline: performance.now() + 30_000, cpu: cpuOf(floor) });
-      log(`  ${f.n} calls: →candidate median ${f.median} ms, p99 ${f.p99} ms; →answer median ${f.toAnswer.median} ms; ${f.callsPerSec} calls/s; ${f.serverCpuMsPerCall} CPU ms/call ${JSON.stringify(f.serverCpuMsPerCallByProcess)}`);
+      log(`  ${f.n} calls: →candidate median ${f.median} ms, p99 ${f.p99} ms; →answer median ${f.toAnswer?.median} ms; ${f.callsPerSec} calls/s; ${f.serverCpuMsPerCall} CPU ms/call ${JSON.stringify(f.serverCpuMsPerCallByProcess)}`);
       await settle([server, peerjs, floor], { maxMs: 8_000 });
       const until = performance.now() + Math.max(5_000, (deadline - performance.now()) * ourShare[key]);
       log(`signalling ${key}: this Worker (Viam Call → Voice Connect), until ${((until - started) / 1000).toFixed(0)} s into the comparison`);
       try {
         const o = json.signaling.ours[key] = await workerSignaling({ baseUrl: server.baseUrl, protos, secret: authSecret, calls, concurrency: c, deadline: until, cpu: cpuOf(server) });
-        log(`  ${o.n} calls: →candidate median ${o.median} ms, p99 ${o.p99} ms; →answer median ${o.toAnswer.median} ms; ${o.callsPerSec} calls/s; ${o.serverCpuMsPerCall} CPU ms/call ${JSON.stringify(o.serverCpuMsPerCallByProcess)}; ${o.notFoundRetries} not_found retries, ${o.errors} errors`);
+        log(`  ${o.n} calls: →candidate median ${o.median} ms, p99 ${o.p99} ms; →answer median ${o.toAnswer?.median} ms; ${o.callsPerSec} calls/s; ${o.serverCpuMsPerCall} CPU ms/call ${JSON.stringify(o.serverCpuMsPerCallByProcess)}; ${o.notFoundRetries} not_found retries, ${o.errors} errors`);
       } catch (err) {
         json.signaling.ours[key] = { error: String(err) };
         log(`  failed: ${err}\n--- wrangler dev log (tail) ---\n${server.log().slice(-3000)}`);
@@ -421,7 +427,7 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
     // The call object's active time in the cost: this run's sequential median.
     if (callCount && audioCount) json.billing = { ...costs(callCount, audioCount, json.signaling.ours), raw: json.billing.raw };
   } finally {
-    await Promise.all([stop(peerjs), stop(counting), stop(memoryWorker), stop(floor)]);
+    await Promise.all([stop(peerjs), stop(counting), stop(memoryWorker), stop(floor), stop(memoryViam)]);
   }
   json.durationSeconds = round((performance.now() - started) / 1000, 1);
   json.rows = buildRows(json);

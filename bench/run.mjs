@@ -1,24 +1,43 @@
-// `npm run bench`: this Worker under `wrangler dev` against plain Node `ws` baselines and against
-// PeerJS's server, in the same run on the same machine. Prints one table per benchmark and writes
-// all results to bench/results.json: "signaling" and "audio" (against the Node ws baselines,
-// bench/signaling-bench.mjs and bench/audio-bench.mjs) and "peerjs" (bench/peerjs-bench.mjs).
+// `npm run bench`: this Worker under `wrangler dev` against plain Node `ws` baselines, against
+// PeerJS's server and against the platform floor, in the same run on the same machine. Prints one
+// table per benchmark and writes all results to bench/results.json:
+//   - "signaling" and "audio": against the Node ws baselines (bench/signaling-bench.mjs,
+//     bench/audio-bench.mjs);
+//   - "peerjs" (bench/peerjs-bench.mjs): the offer → answer → candidate exchange against PeerJS,
+//     RSS per idle connection (PeerJS peers; waiting Voice streams; waiting Viam Answer streams,
+//     heartbeats-allowed; audio-relay sockets), and billed requests, rows and Durable Object active
+//     seconds per call setup (counted on an instrumented instance, bench/billing.mjs);
+//   - "floor" (bench/floor-bench.mjs, bench/floor/worker.js; run inside the PeerJS part): the same
+//     exchange on a bare Worker + one Durable Object over hibernatable WebSockets, on its own
+//     wrangler dev, beside ours and PeerJS (median and p99, ours/floor, ours/PeerJS);
+//   - "machines" (bench/machines-bench.mjs): call setups/s, errors and not_found per step against
+//     20 machines holding goutils' 2 Viam Answer streams each, ramping the calls in flight, and
+//     the knee;
+//   - "idle" (bench/idle-bench.mjs): Durable Object active seconds, requests and WebSocket
+//     messages per waiting Voice and Viam answerer over an idle window, and active seconds per
+//     call setup, on its own counting instance.
 //
 // Numbers from `wrangler dev` on loopback measure the local runtime (workerd behind wrangler's
 // dev proxy, local SQLite-backed Durable Objects) on this machine, not Cloudflare's edge: there,
 // network paths, the placement of each Durable Object and the production runtime decide latency.
 // What a run does show is the cost of this code and this runtime relative to a minimal server.
 //
-// Order: signaling, the PeerJS comparison, audio. The audio ramp stays last: an overloaded runtime
-// keeps draining queued frames for seconds after it, and nothing needs to wait for that.
+// Order: signaling, the PeerJS comparison (with the floor), machines, idle, audio. The idle
+// window overlaps nothing (it is wall time; load during it would be counted as activity). The
+// audio ramp stays last: an overloaded runtime keeps draining queued frames for seconds after it,
+// and nothing needs to wait for that.
 //
 // Environment (all optional): BENCH_CALLS (300) calls per signaling measurement,
 // BENCH_CONCURRENCY (20), BENCH_PAIRS ("10,25,50,100,200,400") ramp steps, BENCH_STEP_S (5) per
 // ramp step, BENCH_LATENCY_S (5), BENCH_THROUGHPUT_S (3), BENCH_BUDGET_S (175) soft limit on the
-// Node ws comparisons, counted from the start of the run (server start included, the PeerJS
-// comparison's time not), BENCH_PEERJS_CALLS (1000) calls per PeerJS signalling measurement,
-// BENCH_PEERJS_CONNECTIONS ("100,500,1000") memory ramp steps, BENCH_PEERJS_BUDGET_S (115) soft
-// limit on the PeerJS comparison (its helper servers' start included), BENCH_ONLY ("signaling",
-// "audio" or "peerjs", or several comma-separated; default all), BENCH_OUT (bench/results.json),
+// Node ws comparisons, counted from the start of the run (server start included; the PeerJS
+// comparison's, machines' and idle parts' time not), BENCH_PEERJS_CALLS (1000) calls per PeerJS
+// (and floor) signalling measurement, BENCH_PEERJS_CONNECTIONS ("100,500,1000") memory ramp steps,
+// BENCH_PEERJS_BUDGET_S (115) soft limit on the PeerJS comparison (its helper servers' start
+// included), BENCH_MACHINES_STEPS ("20,40,80,160") calls in flight per step of the machines ramp,
+// BENCH_MACHINES_STEP_S (3) per step, BENCH_IDLE_ANSWERERS (100) waiting answerers per door in the
+// idle part, BENCH_IDLE_S (60) its idle window, BENCH_ONLY ("signaling", "peerjs", "machines",
+// "idle" or "audio", or several comma-separated; default all), BENCH_OUT (bench/results.json),
 // BENCH_REF (a commit to build the Worker from instead of the working tree, e.g. HEAD),
 // BENCH_SERVER_LOGS (a directory for every server's output, see processes.mjs), BENCH_DEBUG (print
 // the wrangler dev log's tail when a benchmark fails).
