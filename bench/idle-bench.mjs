@@ -133,5 +133,6 @@ export function idleTable(r) {
   rows.push([`one call setup (countCalls, ${s.calls} calls over ${s.countWindowSeconds} s): Durable Object active s per setup`, show(s.doActiveSeconds, 3), "—"]);
   return `\n### Idle answerers: ${r.config.answerers} Voice + ${r.config.answerers} Viam streams waiting, ${r.config.idleSeconds} s idle (counting wrangler dev)\n\n` +
     table(["metric", "value", "share of the window"], rows) +
-    "\n\nActive: at least one handler of the object in flight (stub RPC or fetch until it settles, webSocketMessage/webSocketClose/alarm), when it cannot hibernate.";
+    "\n\nActive: at least one handler of the object in flight (an RPC method or fetch until it settles, webSocketMessage/webSocketClose/alarm; timed inside the object), so it cannot hibernate. " +
+    "A call setup's figure is every object's active time during the count (its callees' waiting streams included) over its calls.";
 }
