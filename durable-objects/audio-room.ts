@@ -10,7 +10,7 @@ import {
   NAME_PATTERN,
 } from "../worker/limits";
 import { relaysDataAsIs, step, type Party, type PairingEffect, type PairingEvent } from "./audio-pairing";
-import { closeSocket, HibernatingObject, KEEPALIVE_PING } from "./hibernating-object";
+import { closeSocket, HibernatingObject, KEEPALIVE_PING, socketAttachments } from "./hibernating-object";
 
 /** Set by the Worker (worker/audio-relay.ts) from the verified token. The room trusts it because
  * only the Worker can reach the object, and the Worker overwrites any value a client sent. */
@@ -36,23 +36,9 @@ interface AudioAttachment extends Party {
   seen?: number;
 }
 
-/** Attachments as last read or written, by socket object: deserializing two on every relayed frame
- * was a quarter of the relay's cost. A wake from hibernation hands out new socket objects, so no
- * entry outlives the memory it describes; the attachment itself stays the truth. */
-const attachments = new WeakMap<WebSocket, AudioAttachment | undefined>();
-
-function attachmentOf(ws: WebSocket): AudioAttachment | undefined {
-  if (attachments.has(ws)) return attachments.get(ws);
-  const stored = ws.deserializeAttachment() as { v?: number } | null;
-  const attachment = stored?.v === 1 ? (stored as AudioAttachment) : undefined;
-  attachments.set(ws, attachment);
-  return attachment;
-}
-
-function attach(ws: WebSocket, attachment: AudioAttachment): void {
-  ws.serializeAttachment(attachment);
-  attachments.set(ws, attachment);
-}
+const audioAttachments = socketAttachments<AudioAttachment>(1);
+const attachmentOf = audioAttachments.get;
+const attach = audioAttachments.set;
 
 function partyOf({ v: _v, closing: _closing, since: _since, seen: _seen, ...party }: AudioAttachment): Party {
   return party;

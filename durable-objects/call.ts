@@ -1,58 +1,25 @@
-// One Durable Object per call: the shell around `step` (call-model.ts). It keeps the call's
-// state, the signals queued for each side and the status history in SQLite, so an eviction
-// between two signals loses nothing, and wakes the doors long-polling for new signals.
-import { DurableObject } from "cloudflare:workers";
+// One Durable Object per call: the shell around `step` (call-model.ts). Doors following the call
+// hold a hibernatable WebSocket to it, one per side, and signals are pushed down it as they
+// happen. Only what could be lost is written: the call's phase and history (one row, on each phase
+// change) and the signals for a side that has no socket open (its backlog). What changes between
+// two phases (candidates counted, a side's done) rides in the sending side's socket attachment,
+// which survives hibernation, and is folded back in on every wake.
 import { Code } from "@connectrpc/connect";
 import type { Env } from "../worker/env";
-import {
-  CALL_MAX_AGE_MS, CALL_RETENTION_MS, MAX_QUEUED_SIGNALS, SIGNAL_POLL_WAIT_MS, SIGNAL_TTL_MS,
-} from "../worker/limits";
+import { CALL_MAX_AGE_MS, CALL_RETENTION_MS, MAX_QUEUED_SIGNALS, SIGNAL_TTL_MS } from "../worker/limits";
 import {
   inboundClosed, step, type CallEvent, type CallState, type CallStatus, type Door, type IceCandidate,
   type Party, type Side, type Signal,
 } from "./call-model";
 import { AlarmClock } from "./alarm-clock";
+import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Result } from "./result";
+import { SPINE_CLOSE, type CallPush, type CallRequest, type StartCall } from "./spine-messages";
 
-// Shaped for SQLite's billing, which counts every row written in every table and index: no
-// AUTOINCREMENT (it writes sqlite_sequence on each insert) and no secondary index (a queue holds at
-// most MAX_QUEUED_SIGNALS rows a side, scanned in microseconds). A signal's seq must never be
-// reused, or a door whose cursor is past it would skip it, so it is counted in call_state.next_seq
-// (written with the state, one row) instead of taken from the table. History is never deleted
-// from, so its rowid alone grows in order.
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS call_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    body TEXT NOT NULL,
-    next_seq INTEGER NOT NULL
-  );
-  CREATE TABLE IF NOT EXISTS signals (
-    seq INTEGER PRIMARY KEY,
-    recipient TEXT NOT NULL,
-    body TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
-  );
-  CREATE TABLE IF NOT EXISTS history (
-    seq INTEGER PRIMARY KEY,
-    at INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    side TEXT,
-    detail TEXT
-  );
-  CREATE TABLE IF NOT EXISTS watchers (account TEXT PRIMARY KEY);
-`;
+// One row: every write of the call is one upsert of it (billed as one row written).
+const SCHEMA = `CREATE TABLE IF NOT EXISTS call_state (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`;
 
-export interface StartCall {
-  host: string;
-  caller: Party;
-  sdp: string;
-  disableTrickle: boolean;
-  callerToken?: string;
-  /** Absolute ms; the answer must arrive before it. */
-  deadline: number;
-  /** Door-specific data that travels with the call (a SIP call's headers). */
-  meta?: Record<string, string>;
-}
+export type { StartCall };
 
 export interface QueuedSignal {
   seq: number;
@@ -96,160 +63,342 @@ export interface CallChange {
   meta?: Record<string, string>;
 }
 
+/** A signal waiting for a side with no socket open; `at` starts its SIGNAL_TTL_MS. */
+interface Backlogged extends QueuedSignal {
+  at: number;
+}
+
+/** Everything that survives an eviction, stored as one row. */
+interface CallRecord {
+  v: 1;
+  call: CallState;
+  history: HistoryEntry[];
+  /** Signals queued while their side had no socket open, in seq order. */
+  backlog: Record<Side, Backlogged[]>;
+  /** Signals below this seq have been handed to a socket of that side. */
+  read: Record<Side, number>;
+  /** The seq the next signal gets. A seq is never reused, or a door whose cursor is past it
+   * would skip it: each instance starts above every seq an earlier one can have handed out
+   * (see load), since signals sent straight down a socket advance it without a write. */
+  nextSeq: number;
+  /** When each side sent done (its history entry may not be written yet). */
+  doneAt: Partial<Record<Side, number>>;
+  /** SIP accounts told of every status change (SipAccount.callChanged). */
+  watchers: string[];
+}
+
+/** Per-socket state: the side it follows, and the counters of that side the record may not hold
+ * yet (written only at the next phase change). */
+interface CallAttachment {
+  v: 1;
+  side: Side;
+  identity: string;
+  read: number;
+  candidates: number;
+  doneAt: number | null;
+  /** Replaced by a newer socket of its side: its close changes nothing. */
+  replaced?: true;
+}
+
+const attachments = socketAttachments<CallAttachment>(1);
+
 /** Signals handed out per pull: enough for a whole trickle burst, small enough for one message. */
 const PULL_BATCH = 64;
 
-export class CallObject extends DurableObject<Env> {
-  private call: CallState | undefined;
-  /** Doors blocked in `pull`, woken when a signal for their side is queued. Lost on eviction,
-   * which is fine: a door whose pull fails simply pulls again, and the signals are in SQLite. */
-  private readonly waiters: Record<Side, Set<() => void>> = { caller: new Set(), callee: new Set() };
+const SIDES = ["caller", "callee"] as const;
+/** Seqs an instance may hand out per millisecond of its life before a later one could reuse one. */
+const SEQS_PER_MS = 1000;
+const other = (side: Side): Side => (side === "caller" ? "callee" : "caller");
+
+export class CallObject extends HibernatingObject<Env> {
+  private record: CallRecord | undefined;
+  /** The counters as last written, to tell whether a closing socket takes unwritten ones along. */
+  private storedCounters = "";
   /** Notifications to watchers go out one after another, so a watcher never hears of the end
    * before the answer that preceded it. */
   private notified: Promise<void> = Promise.resolve();
-  /** The seq the next queued signal gets (persisted with the state). */
-  private nextSeq = 1;
   private readonly alarmClock = new AlarmClock(this.ctx.storage);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => {
-      ctx.storage.sql.exec(SCHEMA);
-      const row = ctx.storage.sql.exec<{ body: string; next_seq: number }>(
-        "SELECT body, next_seq FROM call_state WHERE id = 1").toArray()[0];
-      this.call = row ? (JSON.parse(row.body) as CallState) : undefined;
-      if (row) this.nextSeq = row.next_seq;
-    });
+    ctx.blockConcurrencyWhile(async () => this.load());
   }
+
+  // ---- RPC, for doors without a socket (Viam CallUpdate, SIP accounts) -----------------------
 
   /** Creates the call and queues its offer at the host; fails with not_found when nobody answers for it. */
   async start(id: string, input: StartCall): Promise<Result<CallSummary>> {
-    const now = Date.now();
-    const started = this.apply({ type: "start", id, host: input.host, caller: input.caller, sdp: input.sdp,
-      disableTrickle: input.disableTrickle, deadline: input.deadline, callerToken: input.callerToken, now,
-      meta: input.meta });
-    if (!started.ok) return started;
-    const queued = await this.env.HOSTS.getByName(input.host).enqueue(id, input.deadline);
-    if (!queued.ok) {
-      this.apply({ type: "reject", code: queued.code, message: queued.message, now: Date.now() });
-      return queued;
-    }
-    return success(summarize(started.value));
+    return this.begin(id, input);
   }
 
   /** The callee takes the call; returns the offer. Only one answerer ever gets it. */
   async claim(callee: Party): Promise<Result<CallSummary>> {
-    if (this.call && this.call.host !== callee.identity) {
-      return failure(Code.PermissionDenied, `call ${this.call.id} is not for ${callee.identity}`);
-    }
-    const claimed = this.apply({ type: "claim", callee, now: Date.now() });
+    const claimed = this.claimFor(callee);
     return claimed.ok ? success(summarize(claimed.value)) : claimed;
   }
 
   async answer(identity: string, sdp: string): Promise<Result<void>> {
-    return this.asParty("callee", identity, () => this.apply({ type: "answer", sdp, now: Date.now() }));
+    return this.asParty("callee", identity, { type: "answer", sdp, now: Date.now() });
   }
 
   /** `index` (optional): the candidates this side sent before this one; a repeated index is a
    * retried RPC and changes nothing (see CallEvent "candidate"). */
   async candidate(side: Side, identity: string, candidate: IceCandidate, index?: number): Promise<Result<void>> {
-    return this.asParty(side, identity, () => this.apply({ type: "candidate", from: side, candidate, now: Date.now(), index }));
+    return this.asParty(side, identity, { type: "candidate", from: side, candidate, now: Date.now(), index });
   }
 
   async done(side: Side, identity: string): Promise<Result<void>> {
-    return this.asParty(side, identity, () => this.apply({ type: "done", from: side, now: Date.now() }));
+    return this.asParty(side, identity, { type: "done", from: side, now: Date.now() });
   }
 
   /** A party reports that the call failed on its end (Viam error stages); the other is told. */
   async fail(side: Side, identity: string, code: Code, message: string): Promise<Result<void>> {
-    return this.asParty(side, identity, () => this.apply({ type: "fail", from: side, code, message, now: Date.now() }));
+    return this.asParty(side, identity, { type: "fail", from: side, code, message, now: Date.now() });
   }
 
   async hangup(side: Side, identity: string): Promise<Result<void>> {
-    return this.asParty(side, identity, () => this.apply({ type: "hangup", from: side, now: Date.now() }));
+    return this.asParty(side, identity, { type: "hangup", from: side, now: Date.now() });
   }
 
   /**
-   * Long-poll for the signals queued for `side`, starting at `cursor`. Passing a cursor
-   * acknowledges (and deletes) everything before it, so a door that reconnects with its last
-   * cursor gets each signal exactly once, in order.
+   * The backlog of a side that follows the call without a socket, from `cursor` on. Passing a
+   * cursor acknowledges everything before it, so a reader resuming from its last cursor gets each
+   * signal exactly once, in order.
    */
-  async pull(side: Side, identity: string, cursor: number, waitMs = SIGNAL_POLL_WAIT_MS): Promise<Result<PullResult>> {
+  async pull(side: Side, identity: string, cursor: number): Promise<Result<PullResult>> {
     const allowed = this.checkParty(side, identity);
     if (!allowed.ok) return allowed;
-    const sql = this.ctx.storage.sql;
-    sql.exec("DELETE FROM signals WHERE recipient = ? AND seq < ?", side, cursor);
-    let batch = this.readQueue(side, cursor);
-    if (batch.length === 0 && !inboundClosed(this.call!, side) && waitMs > 0) {
-      await this.waitForSignal(side, Math.min(waitMs, SIGNAL_POLL_WAIT_MS));
-      batch = this.readQueue(side, cursor);
-    }
-    const more = batch.length > PULL_BATCH;
-    const signals = batch.slice(0, PULL_BATCH);
-    const closed = !more && this.call !== undefined && inboundClosed(this.call, side);
-    return success({ signals, closed });
+    const record = this.record!;
+    const batch = record.backlog[side].filter((s) => s.seq >= cursor);
+    const signals = batch.slice(0, PULL_BATCH).map(({ seq, signal }) => ({ seq, signal }));
+    if (signals.length) record.read[side] = Math.max(record.read[side], signals.at(-1)!.seq + 1);
+    return success({ signals, closed: batch.length <= PULL_BATCH && inboundClosed(record.call, side) });
   }
 
   async summary(): Promise<Result<CallSummary>> {
-    return this.call ? success(summarize(this.call)) : failure(Code.NotFound, "no such call");
+    return this.record ? success(summarize(this.record.call)) : failure(Code.NotFound, "no such call");
   }
 
   /**
-   * A SIP account follows the call. It has no stream open to pull signals from, so the call
-   * tells it (SipAccount.callChanged) of every status change from now on. Returns the call as it
-   * is now, so a watcher that arrives after the answer misses nothing.
+   * A SIP account follows the call. It has no stream open to follow signals on, so the call tells
+   * it (SipAccount.callChanged) of every status change from now on. Returns the call as it is now,
+   * so a watcher that arrives after the answer misses nothing.
    */
   async watch(account: string): Promise<Result<CallChange>> {
-    if (!this.call) return failure(Code.NotFound, "no such call");
-    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO watchers (account) VALUES (?)", account);
-    return success(changeOf(this.call));
+    const record = this.record;
+    if (!record) return failure(Code.NotFound, "no such call");
+    if (!record.watchers.includes(account)) {
+      record.watchers.push(account);
+      this.persist();
+    }
+    return success(changeOf(record.call));
   }
 
   async history(): Promise<HistoryEntry[]> {
-    // A call deleted after its retention period has no tables left to read.
-    if (!this.call) return [];
-    return this.ctx.storage.sql
-      .exec<{ at: number; status: string; side: string | null; detail: string | null }>(
-        "SELECT at, status, side, detail FROM history ORDER BY seq")
-      .toArray()
-      .map((r) => ({ at: r.at, status: r.status as CallStatus, ...(r.side ? { side: r.side as Side } : {}),
-        ...(r.detail ? { detail: r.detail } : {}) }));
+    return this.record?.history ?? [];
+  }
+
+  // ---- The sockets -------------------------------------------------------------------------
+
+  /**
+   * `?side=caller&identity=I&start=1`: the caller, whose first request is `start`.
+   * `?side=callee&identity=I&claim=DOOR`: an answerer taking the call (refused if it cannot).
+   * `?side=S&identity=I&cursor=N`: a door reconnecting; the backlog from seq N is sent again.
+   */
+  protected onConnect(ws: WebSocket, request: Request): Response | void {
+    const url = new URL(request.url);
+    const side = url.searchParams.get("side");
+    const identity = url.searchParams.get("identity") ?? "";
+    if (side !== "caller" && side !== "callee") return refusal(failure(Code.InvalidArgument, "side must be caller or callee"));
+    const claimDoor = url.searchParams.get("claim") as Door | null;
+    const starting = side === "caller" && url.searchParams.get("start") === "1";
+    if (starting && this.record) return refusal(failure(Code.AlreadyExists, `call ${this.record.call.id} already exists`));
+    if (claimDoor) {
+      const claimed = this.claimFor({ identity, door: claimDoor }, () => this.adopt(ws, side, identity, 0));
+      if (!claimed.ok) return refusal(claimed);
+      return;
+    }
+    if (!starting) {
+      const allowed = this.checkParty(side, identity);
+      if (!allowed.ok) return refusal(allowed);
+    }
+    this.adopt(ws, side, identity, Number(url.searchParams.get("cursor") ?? 0) || 0);
+  }
+
+  protected async onMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const me = attachments.get(ws);
+    if (!me || me.replaced) return;
+    let request: CallRequest;
+    try {
+      request = JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message)) as CallRequest;
+    } catch {
+      closeSocket(ws, 1007, "not a JSON request");
+      return;
+    }
+    const result = await this.perform(me, request);
+    send(ws, result.ok ? { reply: request.id, ok: true } : { reply: request.id, ok: false, code: result.code, message: result.message });
+  }
+
+  protected onClose(ws: WebSocket, code: number): void {
+    const me = attachments.get(ws);
+    if (!me || me.replaced) return;
+    attachments.set(ws, { ...me, replaced: true });
+    const record = this.record;
+    if (!record || record.call.phase === "ended") return;
+    const { side } = me;
+    if (code !== 1000) {
+      // The door's client went away (or the door itself did): nobody will follow this side again.
+      this.apply({ type: "fail", from: side, code: Code.Unavailable, message: `the ${side} disconnected`, now: Date.now() });
+      return;
+    }
+    // A Viam Call stream ends once the callee is done; the caller's done follows by CallUpdate.
+    // The callee's door bounds that wait (CALLER_DONE_WAIT_MS), with no alarm written for it.
+    if (side === "caller" && !record.call.done.caller) {
+      const callee = this.socketOf("callee");
+      if (callee) send(callee, { peerLeft: true });
+    }
+    // Counters this socket carried that no write has taken yet leave with it unless written now.
+    if (countersOf(record) !== this.storedCounters) this.persist();
   }
 
   async alarm(): Promise<void> {
     this.alarmClock.fired();
-    const call = this.call;
-    if (!call) return;
+    const record = this.record;
+    if (!record) return;
+    const { call } = record;
     const now = Date.now();
     if (call.phase === "ended") {
       if (now >= call.end!.at + CALL_RETENTION_MS) {
-        this.call = undefined;
+        this.record = undefined;
         await this.ctx.storage.deleteAll();
         return;
       }
-      this.ctx.storage.sql.exec("DELETE FROM signals WHERE expires_at <= ?", now);
     } else if ((call.phase === "offered" || call.phase === "claimed") && now >= call.offerDeadline) {
       this.apply({ type: "timeout", now });
     } else if (now >= call.createdAt + CALL_MAX_AGE_MS) {
       this.apply({ type: "reject", code: Code.DeadlineExceeded, message: "call exceeded its maximum age", now });
-    } else {
-      const expired = this.ctx.storage.sql.exec("DELETE FROM signals WHERE expires_at <= ? RETURNING seq", now).toArray().length;
-      // Before the exchange completes, an uncollected signal means a party is gone: end the call
-      // so the other side is told instead of waiting. After it, leftovers are just dropped.
-      if (expired > 0 && call.phase !== "exchanged") this.apply({ type: "timeout", now });
+    } else if (call.phase !== "exchanged" && this.uncollectedSince(now - SIGNAL_TTL_MS)) {
+      // Before the exchange completes, a signal nobody collected means its party is gone: end the
+      // call so the other side is told instead of waiting.
+      this.apply({ type: "timeout", now });
     }
     await this.scheduleAlarm();
   }
 
-  private asParty(side: Side, identity: string, act: () => Result<CallState>): Result<void> {
+  // ---- The shell ---------------------------------------------------------------------------
+
+  private load(): void {
+    let body: string | undefined;
+    try {
+      body = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM call_state WHERE id = 1").toArray()[0]?.body;
+    } catch {
+      // No table yet: a call object is created by its first write, not by being looked at.
+      return;
+    }
+    if (!body) return;
+    const record = JSON.parse(body) as CallRecord;
+    this.storedCounters = countersOf(record);
+    // Milliseconds since the epoch × 1000: above every seq an earlier instance handed out, unless
+    // it sent over a thousand signals per millisecond of its life (a call carries a few hundred).
+    record.nextSeq = Math.max(record.nextSeq, Date.now() * SEQS_PER_MS);
+    // Fold in what the open sockets carry that the row does not hold yet.
+    for (const ws of this.ctx.getWebSockets()) {
+      const mark = attachments.get(ws);
+      if (!mark || mark.replaced) continue;
+      const { side } = mark;
+      record.read[side] = Math.max(record.read[side], mark.read);
+      record.call.candidates[side] = Math.max(record.call.candidates[side], mark.candidates);
+      if (mark.doneAt !== null && !record.call.done[side]) {
+        record.call.done = { ...record.call.done, [side]: true };
+        record.doneAt[side] = mark.doneAt;
+        record.history.push({ at: mark.doneAt, status: side === "caller" ? "caller_done" : "callee_done", side });
+      }
+    }
+    this.record = record;
+  }
+
+  private begin(id: string, input: StartCall, onCreated?: () => void): Promise<Result<CallSummary>> | Result<CallSummary> {
+    const started = this.apply({ type: "start", id, host: input.host, caller: input.caller, sdp: input.sdp,
+      disableTrickle: input.disableTrickle, deadline: input.deadline, callerToken: input.callerToken, now: Date.now(),
+      meta: input.meta }, onCreated);
+    if (!started.ok) return started;
+    return this.env.HOSTS.getByName(input.host).enqueue(id, input.deadline).then((queued) => {
+      if (queued.ok) return success(summarize(started.value));
+      this.apply({ type: "reject", code: queued.code, message: queued.message, now: Date.now() });
+      return queued;
+    });
+  }
+
+  private claimFor(callee: Party, onClaimed?: () => void): Result<CallState> {
+    const call = this.record?.call;
+    if (call && call.host !== callee.identity) {
+      return failure(Code.PermissionDenied, `call ${call.id} is not for ${callee.identity}`);
+    }
+    return this.apply({ type: "claim", callee, now: Date.now() }, onClaimed);
+  }
+
+  /** Takes `ws` as the socket of `side` (replacing an older one) and sends it the backlog from `cursor`. */
+  private adopt(ws: WebSocket, side: Side, identity: string, cursor: number): void {
+    for (const older of this.ctx.getWebSockets(side)) {
+      const mark = attachments.get(older);
+      if (!mark || mark.replaced) continue;
+      attachments.set(older, { ...mark, replaced: true });
+      closeSocket(older, SPINE_CLOSE.replaced, "replaced by a newer socket");
+    }
+    this.ctx.acceptWebSocket(ws, [side]);
+    const record = this.record;
+    if (record) record.nextSeq = Math.max(record.nextSeq, cursor);
+    attachments.set(ws, { v: 1, side, identity, read: cursor, candidates: 0, doneAt: null });
+    if (!record) return;
+    for (const queued of record.backlog[side]) {
+      if (queued.seq >= cursor) send(ws, { seq: queued.seq, signal: queued.signal });
+    }
+    const sent = record.backlog[side].at(-1)?.seq;
+    if (sent !== undefined && sent >= cursor) record.read[side] = Math.max(record.read[side], sent + 1);
+    if (inboundClosed(record.call, side)) send(ws, { end: true, over: record.call.phase === "ended" });
+    this.mark();
+  }
+
+  private async perform(me: CallAttachment, request: CallRequest): Promise<Result<unknown>> {
+    const now = Date.now();
+    const { side, identity } = me;
+    switch (request.op) {
+      case "start":
+        if (side !== "caller" || this.record) return failure(Code.FailedPrecondition, "start is the caller's first request");
+        if (request.call.caller.identity !== identity) return failure(Code.PermissionDenied, "the call's caller is not this socket's");
+        return this.begin(this.ctx.id.name ?? crypto.randomUUID(), request.call);
+      case "answer":
+        if (side !== "callee") return failure(Code.InvalidArgument, "only the callee answers");
+        return this.asParty(side, identity, { type: "answer", sdp: request.sdp, now });
+      case "candidate":
+        return this.asParty(side, identity, { type: "candidate", from: side, candidate: request.candidate, now, index: request.index });
+      case "done":
+        return this.asParty(side, identity, { type: "done", from: side, now });
+      case "fail":
+        return this.asParty(side, identity, { type: "fail", from: side, code: request.code, message: request.message, now });
+      case "hangup":
+        return this.asParty(side, identity, { type: "hangup", from: side, now });
+      case "peerGone": {
+        const call = this.record?.call;
+        // The caller came back, or sent its done meanwhile: nothing is wrong.
+        if (!call || call.done[other(side)] || this.socketOf(other(side))) return success(undefined);
+        return this.asParty(side, identity, { type: "fail", from: other(side), code: Code.Unavailable,
+          message: `the ${other(side)} left without finishing the exchange`, now });
+      }
+      default:
+        return failure(Code.InvalidArgument, "unknown request");
+    }
+  }
+
+  private asParty(side: Side, identity: string, event: CallEvent): Result<void> {
     const allowed = this.checkParty(side, identity);
     if (!allowed.ok) return allowed;
-    const done = act();
+    const done = this.apply(event);
     return done.ok ? success(undefined) : done;
   }
 
   private checkParty(side: Side, identity: string): Result<void> {
-    const call = this.call;
+    const call = this.record?.call;
     if (!call) return failure(Code.NotFound, "no such call");
     const party = side === "caller" ? call.caller : call.callee;
     if (!party) return failure(Code.FailedPrecondition, `call ${call.id} has not been taken by an answerer yet`);
@@ -257,67 +406,113 @@ export class CallObject extends DurableObject<Env> {
     return success(undefined);
   }
 
-  private readQueue(side: Side, cursor: number): QueuedSignal[] {
-    return this.ctx.storage.sql
-      .exec<{ seq: number; body: string }>(
-        "SELECT seq, body FROM signals WHERE recipient = ? AND seq >= ? ORDER BY seq LIMIT ?", side, cursor, PULL_BATCH + 1)
-      .toArray()
-      .map((r) => ({ seq: r.seq, signal: JSON.parse(r.body) as Signal }));
+  /** The open socket following `side`, if any. */
+  private socketOf(side: Side): WebSocket | undefined {
+    for (const ws of this.ctx.getWebSockets(side)) {
+      const mark = attachments.get(ws);
+      if (mark && !mark.replaced && ws.readyState === WebSocket.OPEN) return ws;
+    }
+    return undefined;
   }
 
-  private waitForSignal(side: Side, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = () => { clearTimeout(timer); this.waiters[side].delete(wake); resolve(); };
-      const timer = setTimeout(wake, ms);
-      this.waiters[side].add(wake);
-    });
-  }
-
-  private apply(event: CallEvent): Result<CallState> {
-    const transition = step(this.call, event);
+  /**
+   * Steps the call and performs the effects: each signal goes straight down its side's socket, or
+   * into that side's backlog when none is open. The row is written when something only it can
+   * keep changed; `beforeDelivery` runs after the transition is taken and before any signal goes
+   * out (a socket being adopted with the transition that lets it in).
+   */
+  private apply(event: CallEvent, beforeDelivery?: () => void): Result<CallState> {
+    const prev = this.record?.call;
+    const transition = step(prev, event);
     if (!transition.ok) return transition;
     const { state, effects } = transition;
-    const sql = this.ctx.storage.sql;
-    const woken = new Set<Side>();
+    const record: CallRecord = this.record ?? {
+      v: 1, call: state, history: [], backlog: { caller: [], callee: [] }, read: { caller: 1, callee: 1 }, nextSeq: 1,
+      doneAt: {}, watchers: [],
+    };
+    const deliveries = effects.filter((e) => e.type === "deliver");
+    for (const side of SIDES) {
+      const backlog = deliveries.filter((e) => e.to === side).length;
+      const unread = record.backlog[side].filter((s) => s.seq >= record.read[side]).length;
+      if (backlog > 0 && !this.socketOf(side) && unread + backlog > MAX_QUEUED_SIGNALS) {
+        return failure(Code.ResourceExhausted, `${MAX_QUEUED_SIGNALS} signals already wait for the ${side}`);
+      }
+    }
+    record.call = state;
+    this.record = record;
+    beforeDelivery?.();
+    let backlogged = false;
+    let statusChanged = false;
     for (const effect of effects) {
-      if (effect.type !== "deliver") continue;
-      const queued = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM signals WHERE recipient = ?", effect.to).one().n;
-      if (queued >= MAX_QUEUED_SIGNALS) {
-        return failure(Code.ResourceExhausted, `${MAX_QUEUED_SIGNALS} signals already wait for the ${effect.to}`);
-      }
-    }
-    let seq = this.nextSeq;
-    this.ctx.storage.transactionSync(() => {
-      for (const effect of effects) {
-        if (effect.type === "deliver") {
-          sql.exec("INSERT INTO signals (seq, recipient, body, expires_at) VALUES (?, ?, ?, ?)",
-            seq++, effect.to, JSON.stringify(effect.signal), event.now + SIGNAL_TTL_MS);
-          woken.add(effect.to);
+      if (effect.type === "deliver") {
+        const seq = record.nextSeq++;
+        const ws = this.socketOf(effect.to);
+        if (ws) {
+          send(ws, { seq, signal: effect.signal });
+          record.read[effect.to] = seq + 1;
         } else {
-          sql.exec("INSERT INTO history (at, status, side, detail) VALUES (?, ?, ?, ?)",
-            event.now, effect.status, effect.side ?? null, effect.detail ?? null);
+          record.backlog[effect.to].push({ seq, signal: effect.signal, at: event.now });
+          backlogged = true;
         }
+      } else {
+        statusChanged = true;
+        record.history.push({ at: event.now, status: effect.status, ...(effect.side ? { side: effect.side } : {}),
+          ...(effect.detail ? { detail: effect.detail } : {}) });
+        if (effect.status === "caller_done" || effect.status === "callee_done") record.doneAt[effect.side!] = event.now;
       }
-      // An upsert writes one row; INSERT OR REPLACE deletes and inserts, two.
-      sql.exec(`INSERT INTO call_state (id, body, next_seq) VALUES (1, ?, ?)
-        ON CONFLICT (id) DO UPDATE SET body = excluded.body, next_seq = excluded.next_seq`, JSON.stringify(state), seq);
-    });
-    this.call = state;
-    this.nextSeq = seq;
-    if (effects.some((e) => e.type === "status")) this.notifyWatchers(state);
-    // A phase change can close a side's stream even without a new signal for it.
-    for (const side of ["caller", "callee"] as const) {
-      if (woken.has(side) || inboundClosed(state, side)) for (const wake of [...this.waiters[side]]) wake();
     }
-    void this.scheduleAlarm();
+    for (const side of SIDES) {
+      const ws = this.socketOf(side);
+      if (ws && (!prev || !inboundClosed(prev, side) || (prev.phase !== "ended" && state.phase === "ended"))
+        && inboundClosed(state, side)) send(ws, { end: true, over: state.phase === "ended" });
+    }
+    // A candidate, or a done that completes nothing, changes only counters its sender's socket
+    // carries; without such a socket they must be written.
+    const countersOnly = event.type === "candidate" || (event.type === "done" && state.phase === prev?.phase);
+    const sender = "from" in event ? event.from : undefined;
+    if (!countersOnly || backlogged || !sender || !this.socketOf(sender)) this.persist();
+    else this.mark();
+    if (statusChanged && record.watchers.length) this.notifyWatchers(state);
     return success(state);
   }
 
+  /** Writes the record (one row) and arms the alarm for whatever it now waits on. */
+  private persist(): void {
+    const record = this.record!;
+    const sql = this.ctx.storage.sql;
+    sql.exec(SCHEMA);
+    // An upsert writes one row; INSERT OR REPLACE deletes and inserts, two.
+    sql.exec(`INSERT INTO call_state (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body`,
+      JSON.stringify(record));
+    this.storedCounters = countersOf(record);
+    this.mark();
+    void this.scheduleAlarm();
+  }
+
+  /** Copies the counters each open socket's side may be the only keeper of into its attachment. */
+  private mark(): void {
+    const record = this.record;
+    if (!record) return;
+    for (const side of SIDES) {
+      const ws = this.socketOf(side);
+      if (!ws) continue;
+      const mark = attachments.get(ws)!;
+      attachments.set(ws, { ...mark, read: record.read[side], candidates: record.call.candidates[side],
+        doneAt: record.doneAt[side] ?? null });
+    }
+  }
+
+  /** Whether a backlogged signal queued before `since` still waits for a side with no socket. */
+  private uncollectedSince(since: number): boolean {
+    const record = this.record!;
+    return SIDES.some((side) => !this.socketOf(side)
+      && record.backlog[side].some((s) => s.seq >= record.read[side] && s.at <= since));
+  }
+
   private notifyWatchers(state: CallState): void {
-    const accounts = this.ctx.storage.sql.exec<{ account: string }>("SELECT account FROM watchers").toArray();
-    if (accounts.length === 0) return;
     const change = changeOf(state);
-    this.notified = this.notified.then(() => Promise.all(accounts.map(async ({ account }) => {
+    const accounts = [...this.record!.watchers];
+    this.notified = this.notified.then(() => Promise.all(accounts.map(async (account) => {
       try {
         await this.env.SIP_ACCOUNTS.getByName(account).callChanged(change);
       } catch (err) {
@@ -327,21 +522,43 @@ export class CallObject extends DurableObject<Env> {
     this.ctx.waitUntil(this.notified);
   }
 
-  /** One alarm covers every deadline: offer, signal TTL, maximum age and retention. */
+  /** One alarm covers every deadline: offer, uncollected signals, maximum age and retention. */
   private async scheduleAlarm(): Promise<void> {
-    const call = this.call;
-    if (!call) return;
+    const record = this.record;
+    if (!record) return;
+    const { call } = record;
     const times: number[] = [];
     if (call.phase === "ended") times.push(call.end!.at + CALL_RETENTION_MS);
     else {
       times.push(call.createdAt + CALL_MAX_AGE_MS);
       if (call.phase === "offered" || call.phase === "claimed") times.push(call.offerDeadline);
+      else if (call.phase !== "exchanged") {
+        for (const side of SIDES) {
+          const first = record.backlog[side].find((s) => s.seq >= record.read[side]);
+          if (first) times.push(first.at + SIGNAL_TTL_MS);
+        }
+      }
     }
-    const next = this.ctx.storage.sql
-      .exec<{ t: number | null }>("SELECT MIN(expires_at) AS t FROM signals").one().t;
-    if (next !== null) times.push(next);
     await this.alarmClock.set(Math.min(...times));
   }
+}
+
+function send(ws: WebSocket, push: CallPush): void {
+  try {
+    ws.send(JSON.stringify(push));
+  } catch (err) {
+    // A socket closing under us: its close handler settles the side.
+    console.warn("call socket send failed", { err: String(err) });
+  }
+}
+
+/** Refuses a socket upgrade with the failure as JSON, the way a door reads it back. */
+function refusal(result: { code: Code; message: string }): Response {
+  return Response.json({ code: result.code, message: result.message }, { status: 409 });
+}
+
+function countersOf(record: CallRecord): string {
+  return JSON.stringify([record.read, record.call.candidates, record.call.done]);
 }
 
 function summarize(call: CallState): CallSummary {

@@ -65,6 +65,30 @@ export abstract class HibernatingObject<E = unknown> extends DurableObject<E> {
   protected onAlarm(): void | Promise<void> {}
 }
 
+/**
+ * One typed, versioned attachment per socket, behind one get/set pair. Attachments are read from a
+ * cache keyed by socket object: deserializing on every message was a quarter of the audio relay's
+ * cost. A wake from hibernation hands out new socket objects, so no cache entry outlives the memory
+ * it describes; the attachment itself stays the truth. An attachment of another version (a socket
+ * accepted before a deploy changed the shape) reads as undefined.
+ */
+export function socketAttachments<T extends { v: number }>(version: T["v"]) {
+  const cache = new WeakMap<WebSocket, T | undefined>();
+  return {
+    get(ws: WebSocket): T | undefined {
+      if (cache.has(ws)) return cache.get(ws);
+      const stored = ws.deserializeAttachment() as { v?: number } | null;
+      const attachment = stored?.v === version ? (stored as T) : undefined;
+      cache.set(ws, attachment);
+      return attachment;
+    },
+    set(ws: WebSocket, attachment: T): void {
+      ws.serializeAttachment(attachment);
+      cache.set(ws, attachment);
+    },
+  };
+}
+
 /** Closes `ws` from the server side. A socket that is already closed (the runtime may have
  * answered the client's close frame itself) is left alone: there is nobody left to tell. */
 export function closeSocket(ws: WebSocket, code: number, reason: string): void {

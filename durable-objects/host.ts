@@ -1,20 +1,27 @@
 // One Durable Object per identity that answers calls (a Viam host, a Voice client, a SIP
-// account): who is online to answer right now and which calls wait for them, oldest first.
-import { DurableObject } from "cloudflare:workers";
+// account): who is online to answer and which calls wait for them, oldest first.
+//
+// A door waiting for a call holds a hibernatable WebSocket here, so a waiting answerer costs
+// nothing: the object sleeps until a call arrives and pushes its id down the longest-waiting idle
+// socket. The socket stays open while its answerer is busy with that call, so a host whose
+// answerers are all busy still counts as online: its calls wait in line (the one write a call
+// makes here) until an answerer frees up or opens a new stream, or the offer deadline passes.
 import { Code } from "@connectrpc/connect";
 import type { Env } from "../worker/env";
 import {
-  ANSWERER_LEASE_MS, MAX_PENDING_CALLS_PER_HOST, OFFER_ACK_TIMEOUT_MS, REQUEST_BURST, REQUESTS_PER_SECOND,
+  ANSWERER_REOPEN_GRACE_MS, MAX_PENDING_CALLS_PER_HOST, REQUEST_BURST, REQUESTS_PER_SECOND,
 } from "../worker/limits";
 import type { Door } from "./call-model";
-import { AlarmClock } from "./alarm-clock";
+import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Result } from "./result";
+import type { HostPush, HostRequest } from "./spine-messages";
 import { fullBucket, takeTokens, type TokenBucket } from "./token-bucket";
 
 // WITHOUT ROWID: a text primary key is then the table itself, not a second index beside it, so
 // each insert, update and delete writes one row where SQLite's billing would count two. `seq`
 // orders the queue (calls enqueued in the same millisecond included); it only has to grow among
-// the rows present, so MAX(seq) + 1 does.
+// the rows present, so MAX(seq) + 1 does. `answerers` holds only standing SIP accounts, which are
+// online without a socket.
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS answerers (
     id TEXT PRIMARY KEY,
@@ -24,31 +31,39 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS waiting (
     call_id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
-    deadline INTEGER NOT NULL,
-    offered_to TEXT,
-    offered_at INTEGER
+    deadline INTEGER NOT NULL
   ) WITHOUT ROWID;
 `;
 
-interface Waiter {
+/** Per answerer socket. */
+interface AnswererAttachment {
+  v: 1;
+  answerer: string;
+  door: Door;
   /** Restricts the answerer to one specific call (Voice's `voice-call-id`). */
   only?: string;
-  give: (callId: string | null) => void;
+  /** When it connected: the longest-waiting idle answerer gets the next call. */
+  since: number;
+  /** The call handed to it, and that call's offer deadline; until then it is idle. */
+  call?: string;
+  deadline?: number;
 }
 
-export class HostObject extends DurableObject<Env> {
-  /** Answerers blocked in `next`, in arrival order: the longest-waiting answerer gets the next call. */
-  private readonly waiters = new Map<string, Waiter>();
+const attachments = socketAttachments<AnswererAttachment>(1);
+
+export class HostObject extends HibernatingObject<Env> {
   /** The identity's request budget (worker/rate-limit.ts leases from it). In memory only: an
    * object is evicted after seconds of idleness, by when the bucket has refilled anyway (it is full
    * after REQUEST_BURST / REQUESTS_PER_SECOND = 2 s), so forgetting it never lets a flood through. */
   private requestBucket: TokenBucket | undefined;
-  private readonly alarmClock = new AlarmClock(this.ctx.storage);
+  /** When the last answerer socket closed: a host between two streams (an answerer reopens its
+   * stream after each call) is still online. In memory: lost only with an idle, evicted object. */
+  private lastAnswererAt = 0;
 
   private schemaReady = false;
 
   /** The object's tables, created on first use: the object of an identity that only places calls
-   * holds nothing but its request bucket (in memory), and creating a database costs a write. */
+   * or answers from idle sockets holds nothing, and creating a database costs a write. */
   private get sql(): SqlStorage {
     if (!this.schemaReady) {
       this.ctx.storage.sql.exec(SCHEMA);
@@ -57,78 +72,85 @@ export class HostObject extends DurableObject<Env> {
     return this.ctx.storage.sql;
   }
 
-  /** Queues a call for this host. Fails at once with not_found when no answerer is online. */
+  // ---- Answerer sockets: `?answerer=ID&door=DOOR[&only=CALL]` ------------------------------
+
+  protected onConnect(ws: WebSocket, request: Request): Response | void {
+    const url = new URL(request.url);
+    const answerer = url.searchParams.get("answerer");
+    const door = url.searchParams.get("door") as Door | null;
+    if (!answerer || !door) return new Response("answerer and door are required", { status: 400 });
+    const only = url.searchParams.get("only") ?? undefined;
+    this.ctx.acceptWebSocket(ws);
+    attachments.set(ws, { v: 1, answerer, door, since: Date.now(), ...(only ? { only } : {}) });
+    this.dispatch(Date.now());
+  }
+
+  protected onMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    const me = attachments.get(ws);
+    let request: HostRequest | undefined;
+    try {
+      request = JSON.parse(typeof message === "string" ? message : "") as HostRequest;
+    } catch { /* refused below */ }
+    if (!me || request?.op !== "free") {
+      closeSocket(ws, 1007, "expected {op: free}");
+      return;
+    }
+    // The call was taken through another door or ended: this answerer is idle again.
+    const { call: _call, ...idle } = me;
+    attachments.set(ws, idle);
+    this.dispatch(Date.now());
+  }
+
+  protected onClose(ws: WebSocket, code: number): void {
+    const me = attachments.get(ws);
+    if (!me) return;
+    attachments.set(ws, { ...me, call: undefined, answerer: "" });
+    this.lastAnswererAt = Date.now();
+    // Handed a call its door never took (it went away, or took another host's call first): back in line.
+    if (me.call && code !== 1000) this.requeue(me.call, me.deadline ?? Date.now());
+  }
+
+  // ---- RPC ---------------------------------------------------------------------------------
+
+  /** Queues a call for this host: handed at once to an idle answerer, or kept in line while the
+   * host is online and busy. Fails at once with not_found when nobody answers for the host. */
   async enqueue(callId: string, deadline: number): Promise<Result<void>> {
     const now = Date.now();
     this.purge(now);
     if (!this.isOnline(now)) return failure(Code.NotFound, `host ${this.hostName()} is not online`);
-    const sql = this.sql;
-    const pending = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n;
-    if (pending >= MAX_PENDING_CALLS_PER_HOST) {
-      return failure(Code.ResourceExhausted, `${MAX_PENDING_CALLS_PER_HOST} calls already wait for this host`);
+    if (!this.handOut(callId, deadline)) {
+      const sql = this.sql;
+      const pending = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n;
+      if (pending >= MAX_PENDING_CALLS_PER_HOST) {
+        return failure(Code.ResourceExhausted, `${MAX_PENDING_CALLS_PER_HOST} calls already wait for this host`);
+      }
+      sql.exec(`INSERT OR IGNORE INTO waiting (call_id, seq, deadline)
+        VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM waiting), ?)`, callId, deadline);
     }
-    sql.exec(`INSERT OR IGNORE INTO waiting (call_id, seq, deadline)
-      VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM waiting), ?)`, callId, deadline);
-    this.dispatch(now);
     this.ringStanding(callId, now);
-    await this.scheduleAlarm();
     return success(undefined);
   }
 
   /**
-   * An answerer asks for its next call, waiting up to `waitMs`. Returns null when none came;
-   * the answerer reports in again, which keeps it online. The call handed out must be
-   * acknowledged with `ack` within OFFER_ACK_TIMEOUT_MS or it is offered to someone else.
-   */
-  async next(answererId: string, door: Door, waitMs: number, only?: string): Promise<string | null> {
-    const now = Date.now();
-    this.sql.exec(
-      "INSERT INTO answerers (id, door, last_seen) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen",
-      answererId, door, now);
-    this.purge(now);
-    const ready = this.takeFor(only, now, answererId);
-    if (ready) {
-      await this.scheduleAlarm();
-      return ready;
-    }
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.waiters.delete(answererId); resolve(null); }, waitMs);
-      this.waiters.set(answererId, {
-        only,
-        give: (callId) => { clearTimeout(timer); this.waiters.delete(answererId); resolve(callId); },
-      });
-    });
-  }
-
-  /**
-   * A standing answerer (a SIP account with a session, named by its account) is online without
-   * waiting in `next`: every call queued here is pushed to it (SipAccount.offered) and stays in
-   * the queue, so an answerer of another door may still take it first. The account renews this
-   * lease from its own alarm until `until`, and calls `leave` when busy or gone.
+   * A standing answerer (a SIP account with a session, named by its account) is online without a
+   * socket: every call queued here is pushed to it (SipAccount.offered) and stays in the queue, so
+   * an answerer of another door may still take it first. The account renews this lease from its
+   * own alarm until `until`, and calls `leave` when busy or gone.
    */
   async stand(account: string, until: number): Promise<void> {
-    // The lease check is `last_seen > now - ANSWERER_LEASE_MS`; this last_seen makes it end at `until`.
     this.sql.exec(
       "INSERT INTO answerers (id, door, last_seen) VALUES (?, 'sip', ?) ON CONFLICT (id) DO UPDATE SET door = 'sip', last_seen = excluded.last_seen",
-      account, until - ANSWERER_LEASE_MS);
+      account, until);
   }
 
-  /** The answerer has taken the call (or found it gone): it leaves the queue for good. */
+  /** The call was taken (by a standing answerer, or through another door): it leaves the queue. */
   async ack(callId: string): Promise<void> {
-    this.sql.exec("DELETE FROM waiting WHERE call_id = ?", callId);
+    if (this.schemaReady || this.hasTables()) this.sql.exec("DELETE FROM waiting WHERE call_id = ?", callId);
   }
 
-  /** Puts back a call handed out but not taken (its answerer took another host's call). */
-  async requeue(callId: string): Promise<void> {
-    this.sql.exec("UPDATE waiting SET offered_to = NULL, offered_at = NULL WHERE call_id = ?", callId);
-    this.dispatch(Date.now());
-    await this.scheduleAlarm();
-  }
-
-  /** The answerer's stream closed: it stops counting as online at once. */
-  async leave(answererId: string): Promise<void> {
-    this.waiters.get(answererId)?.give(null);
-    this.sql.exec("DELETE FROM answerers WHERE id = ?", answererId);
+  /** A standing answerer is busy or gone: it stops counting as online at once. */
+  async leave(account: string): Promise<void> {
+    this.sql.exec("DELETE FROM answerers WHERE id = ?", account);
   }
 
   /** Hands a Worker isolate up to `want` of this identity's request tokens (worker/rate-limit.ts). */
@@ -139,33 +161,70 @@ export class HostObject extends DurableObject<Env> {
     return { granted: taken.granted, retryAfterMs: taken.retryAfterMs };
   }
 
-  async status(): Promise<{ online: boolean; answerers: number; waiting: string[] }> {
+  async status(): Promise<{ online: boolean; answerers: number; idle: number; waiting: string[] }> {
     const now = Date.now();
     this.purge(now);
-    const sql = this.sql;
+    const sockets = this.answerers();
     return {
       online: this.isOnline(now),
-      answerers: sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM answerers").one().n,
-      waiting: sql.exec<{ call_id: string }>("SELECT call_id FROM waiting ORDER BY seq").toArray().map((r) => r.call_id),
+      answerers: sockets.length + this.standing(now).length,
+      idle: sockets.filter(({ a }) => !a.call).length,
+      waiting: this.waitingCalls(now).map((w) => w.callId),
     };
   }
 
-  async alarm(): Promise<void> {
-    this.alarmClock.fired();
-    const now = Date.now();
-    // Offers handed to an answerer that never acknowledged them go back to the queue.
-    this.sql.exec(
-      "UPDATE waiting SET offered_to = NULL, offered_at = NULL WHERE offered_at IS NOT NULL AND offered_at <= ?",
-      now - OFFER_ACK_TIMEOUT_MS);
+  // ---- The queue ---------------------------------------------------------------------------
+
+  /** Open answerer sockets with their attachments, longest-waiting first. */
+  private answerers(): { ws: WebSocket; a: AnswererAttachment }[] {
+    return this.ctx.getWebSockets()
+      .flatMap((ws) => {
+        const a = attachments.get(ws);
+        return a && a.answerer && ws.readyState === WebSocket.OPEN ? [{ ws, a }] : [];
+      })
+      .sort((x, y) => x.a.since - y.a.since);
+  }
+
+  /** Pushes `callId` to the longest-waiting idle answerer that may take it; false when none. */
+  private handOut(callId: string, deadline: number): boolean {
+    for (const idle of this.answerers()) {
+      if (idle.a.call || (idle.a.only && idle.a.only !== callId)) continue;
+      try {
+        idle.ws.send(JSON.stringify({ call: callId } satisfies HostPush));
+      } catch {
+        continue; // closing under us: its close handler runs next
+      }
+      attachments.set(idle.ws, { ...idle.a, call: callId, deadline });
+      return true;
+    }
+    return false;
+  }
+
+  /** Hands queued calls to idle answerers, oldest call first. */
+  private dispatch(now: number): void {
+    if (!this.schemaReady && !this.hasTables()) return;
     this.purge(now);
-    this.dispatch(now);
-    await this.scheduleAlarm();
+    for (const { callId, deadline } of this.waitingCalls(now)) {
+      if (!this.handOut(callId, deadline)) continue;
+      this.sql.exec("DELETE FROM waiting WHERE call_id = ?", callId);
+    }
+  }
+
+  private requeue(callId: string, deadline: number): void {
+    if (deadline <= Date.now() || this.handOut(callId, deadline)) return;
+    this.sql.exec(`INSERT OR IGNORE INTO waiting (call_id, seq, deadline)
+      VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM waiting), ?)`, callId, deadline);
+  }
+
+  private waitingCalls(now: number): { callId: string; deadline: number }[] {
+    if (!this.schemaReady && !this.hasTables()) return [];
+    return this.sql.exec<{ call_id: string; deadline: number }>(
+      "SELECT call_id, deadline FROM waiting WHERE deadline > ? ORDER BY seq", now)
+      .toArray().map((r) => ({ callId: r.call_id, deadline: r.deadline }));
   }
 
   private ringStanding(callId: string, now: number): void {
-    const standing = this.sql.exec<{ id: string }>(
-      "SELECT id FROM answerers WHERE door = 'sip' AND last_seen > ?", now - ANSWERER_LEASE_MS).toArray();
-    for (const { id } of standing) {
+    for (const id of this.standing(now)) {
       // Not awaited: the caller's start must not wait on (or fail with) the callee's account.
       this.ctx.waitUntil(this.env.SIP_ACCOUNTS.getByName(id).offered(callId).catch((err: unknown) => {
         console.error("ringing a standing SIP answerer failed", { callId, account: id, err: String(err) });
@@ -173,44 +232,28 @@ export class HostObject extends DurableObject<Env> {
     }
   }
 
+  private standing(now: number): string[] {
+    if (!this.schemaReady && !this.hasTables()) return [];
+    return this.sql.exec<{ id: string }>("SELECT id FROM answerers WHERE last_seen > ?", now).toArray().map((r) => r.id);
+  }
+
   private isOnline(now: number): boolean {
-    if (this.waiters.size > 0) return true;
-    return this.sql
-      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM answerers WHERE last_seen > ?", now - ANSWERER_LEASE_MS).one().n > 0;
+    return this.answerers().length > 0 || now - this.lastAnswererAt < ANSWERER_REOPEN_GRACE_MS || this.standing(now).length > 0;
   }
 
   private purge(now: number): void {
+    if (!this.schemaReady && !this.hasTables()) return;
     const sql = this.sql;
     sql.exec("DELETE FROM waiting WHERE deadline <= ?", now);
-    sql.exec("DELETE FROM answerers WHERE last_seen <= ?", now - ANSWERER_LEASE_MS);
+    sql.exec("DELETE FROM answerers WHERE last_seen <= ?", now);
   }
 
-  /** Hands queued calls to blocked answerers, longest-waiting answerer first. */
-  private dispatch(now: number): void {
-    for (const [id, waiter] of [...this.waiters]) {
-      const callId = this.takeFor(waiter.only, now, id);
-      if (callId) waiter.give(callId);
-    }
-  }
-
-  private takeFor(only: string | undefined, now: number, answererId: string): string | null {
-    const sql = this.sql;
-    const row = only
-      ? sql.exec<{ call_id: string }>(
-        "SELECT call_id FROM waiting WHERE call_id = ? AND offered_to IS NULL AND deadline > ?", only, now).toArray()[0]
-      : sql.exec<{ call_id: string }>(
-        "SELECT call_id FROM waiting WHERE offered_to IS NULL AND deadline > ? ORDER BY seq LIMIT 1", now).toArray()[0];
-    if (!row) return null;
-    sql.exec("UPDATE waiting SET offered_to = ?, offered_at = ? WHERE call_id = ?", answererId, now, row.call_id);
-    return row.call_id;
-  }
-
-  private async scheduleAlarm(): Promise<void> {
-    const sql = this.sql;
-    const row = sql.exec<{ ack: number | null; deadline: number | null }>(
-      "SELECT MIN(offered_at) AS ack, MIN(deadline) AS deadline FROM waiting").one();
-    const times = [row.ack === null ? null : row.ack + OFFER_ACK_TIMEOUT_MS, row.deadline].filter((t): t is number => t !== null);
-    if (times.length) await this.alarmClock.set(Math.min(...times));
+  /** Whether an earlier instance created the tables (reading sqlite_master writes nothing). */
+  private hasTables(): boolean {
+    const found = this.ctx.storage.sql.exec<{ n: number }>(
+      "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'waiting'").one().n > 0;
+    if (found) this.schemaReady = true;
+    return found;
   }
 
   private hostName(): string {

@@ -1,16 +1,16 @@
 import { Code } from "@connectrpc/connect";
 import { env } from "cloudflare:workers";
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { CALL_RETENTION_MS, MAX_QUEUED_SIGNALS } from "../worker/limits";
+import { editStoredCall, onlineAnswerer } from "./door-clients";
 
 let seq = 0;
 /** A call from alice to a fresh host, taken by that host: the state every test starts from. */
 async function claimedCall() {
   const host = `callee-${Date.now().toString(36)}-${seq++}`;
   const id = crypto.randomUUID();
-  // An answerer that polled once counts as online for its lease.
-  await env.HOSTS.getByName(host).next(crypto.randomUUID(), "voice", 1);
+  await onlineAnswerer(host);
   const call = env.CALLS.getByName(id);
   const started = await call.start(id, { host, caller: { identity: "alice", door: "viam" }, sdp: "offer",
     disableTrickle: false, deadline: Date.now() + 10_000 });
@@ -25,7 +25,7 @@ describe("call object", () => {
   it("hands the offer to the claimed callee, then the caller's candidates in order", async () => {
     const { host, call } = await claimedCall();
     for (let i = 0; i < 3; i++) await call.candidate("caller", "alice", ice(i));
-    const pulled = await call.pull("callee", host, 0, 0);
+    const pulled = await call.pull("callee", host, 0);
     if (!pulled.ok) throw new Error(pulled.message);
     expect(pulled.value.signals.map((s) => s.signal)).toEqual([
       expect.objectContaining({ kind: "offer", sdp: "offer" }),
@@ -38,11 +38,11 @@ describe("call object", () => {
   it("gives each signal exactly once to a reader that resumes from its cursor", async () => {
     const { host, call } = await claimedCall();
     await call.candidate("caller", "alice", ice(1));
-    const first = await call.pull("callee", host, 0, 0);
+    const first = await call.pull("callee", host, 0);
     if (!first.ok) throw new Error(first.message);
     const cursor = first.value.signals.at(-1)!.seq + 1;
     await call.candidate("caller", "alice", ice(2));
-    const second = await call.pull("callee", host, cursor, 0);
+    const second = await call.pull("callee", host, cursor);
     if (!second.ok) throw new Error(second.message);
     expect(second.value.signals.map((s) => s.signal)).toEqual([{ kind: "candidate", candidate: ice(2) }]);
   });
@@ -72,14 +72,13 @@ describe("call object", () => {
   });
 
   it("ends the call and tells the caller when queued signals expire uncollected", async () => {
-    const { host, call } = await claimedCall();
-    await call.answer(host, "answer");
-    await call.candidate("caller", "alice", ice(7));
-    await runInDurableObject(call, (_o, state) => {
-      state.storage.sql.exec("UPDATE signals SET expires_at = 0 WHERE recipient = 'callee'");
-    });
+    const { id, host, call: original } = await claimedCall();
+    await original.answer(host, "answer");
+    await original.candidate("caller", "alice", ice(7));
+    // SIGNAL_TTL_MS later: the callee's backlog was queued long ago.
+    const call = await editStoredCall(id, (record) => { for (const s of record.backlog.callee) s.at = 0; });
     expect(await runDurableObjectAlarm(call)).toBe(true);
-    const pulled = await call.pull("caller", "alice", 0, 0);
+    const pulled = await call.pull("caller", "alice", 0);
     if (!pulled.ok) throw new Error(pulled.message);
     expect(pulled.value.signals.map((s) => s.signal)).toEqual([
       { kind: "answer", sdp: "answer" },
@@ -92,17 +91,8 @@ describe("call object", () => {
   it("deletes a finished call's record after the retention period", async () => {
     const { id, call } = await claimedCall();
     await call.hangup("caller", "alice");
-    await runInDurableObject(call, async (_o, state) => {
-      // Move the end back past the retention period.
-      const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM call_state").one();
-      const body = JSON.parse(row.body);
-      body.end.at -= CALL_RETENTION_MS + 1;
-      state.storage.sql.exec("UPDATE call_state SET body = ?", JSON.stringify(body));
-    });
-    // The object reads its state at start-up; a fresh instance sees the aged record.
-    const { abortAllDurableObjects } = await import("cloudflare:test");
-    await abortAllDurableObjects();
-    const fresh = env.CALLS.getByName(id);
+    // Move the end back past the retention period; a fresh instance sees the aged record.
+    const fresh = await editStoredCall(id, (record) => { record.call.end.at -= CALL_RETENTION_MS + 1; });
     expect(await runDurableObjectAlarm(fresh)).toBe(true);
     expect(await fresh.summary()).toMatchObject({ ok: false, code: Code.NotFound });
     expect(await fresh.history()).toEqual([]);

@@ -3,6 +3,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { env, exports } from "cloudflare:workers";
+import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
 import { Sip } from "../proto/gen/ondewo/sip/sip_pb";
 import { SignalingService, type CallResponse } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
@@ -151,12 +152,48 @@ export class AudioSocket {
   }
 }
 
-/** A call object with an offer from alice, claimed and answered by a fresh host (its host object
- * online for one poll), driven by RPC: for tests of the object itself. */
+/** An answerer waiting at `host`, as a door holds one: a socket to its HostObject, on which the
+ * object pushes `{ call }` for each call it hands over. */
+export async function onlineAnswerer(host: string, door = "voice"): Promise<WebSocket> {
+  const res = await env.HOSTS.getByName(host).fetch(
+    `https://host/socket?answerer=${crypto.randomUUID()}&door=${door}`, { headers: { upgrade: "websocket" } });
+  if (!res.webSocket) throw new Error(`host socket refused: ${res.status}`);
+  res.webSocket.accept();
+  return res.webSocket;
+}
+
+/** The next `{ call }` a host socket is handed, or null if none comes within `ms`. */
+export function nextHandedCall(ws: WebSocket, ms = 2_000): Promise<string | null> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { ws.removeEventListener("message", onMessage); resolve(null); }, ms);
+    const onMessage = (e: MessageEvent) => {
+      clearTimeout(timer);
+      ws.removeEventListener("message", onMessage);
+      resolve((JSON.parse(String(e.data)) as { call: string }).call);
+    };
+    ws.addEventListener("message", onMessage);
+  });
+}
+
+/** Rewrites a call object's stored record, then resets every object so the next request reads it
+ * afresh, as after any wake. */
+export async function editStoredCall(id: string, edit: (record: { call: Record<string, any>; backlog: Record<string, { at: number }[]> }) => void) {
+  await runInDurableObject(env.CALLS.getByName(id), (_o, state) => {
+    const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM call_state").one();
+    const record = JSON.parse(row.body);
+    edit(record);
+    state.storage.sql.exec("UPDATE call_state SET body = ?", JSON.stringify(record));
+  });
+  await abortAllDurableObjects();
+  return env.CALLS.getByName(id);
+}
+
+/** A call object with an offer from alice, claimed and answered by a fresh host (online with one
+ * waiting answerer), driven by RPC: for tests of the object itself. */
 export async function answeredCallObject() {
   const host = unique("host");
   const id = crypto.randomUUID();
-  await env.HOSTS.getByName(host).next(crypto.randomUUID(), "voice", 1);
+  await onlineAnswerer(host);
   const call = env.CALLS.getByName(id);
   await call.start(id, { host, caller: { identity: "alice", door: "viam" }, sdp: "offer", disableTrickle: false, deadline: Date.now() + 10_000 });
   await call.claim({ identity: host, door: "voice" });

@@ -15,10 +15,11 @@ import type { AudioRoom } from "../durable-objects/audio-room";
 import type { CallState } from "../durable-objects/call-model";
 import { AudioMessageType, encode, SampleFormat, type AudioPacket } from "../worker/audio-codec";
 import {
-  ANSWERER_LEASE_MS, AUDIO_KEEPALIVE_LEASE_MS, AUDIO_RING_TIMEOUT_MS, AUDIO_SWEEP_MS, OFFER_DEADLINE_MS, SIGNAL_TTL_MS,
+  ANSWERER_REOPEN_GRACE_MS, AUDIO_KEEPALIVE_LEASE_MS, AUDIO_RING_TIMEOUT_MS, AUDIO_SWEEP_MS, OFFER_DEADLINE_MS, SIGNAL_TTL_MS,
 } from "../worker/limits";
 import {
-  answeredCallObject, AudioSocket, candidateLine, codeOf, errorOf, openVoice, sipAccount, sipClient, sleep, unique, viamCall,
+  answeredCallObject, AudioSocket, candidateLine, codeOf, editStoredCall, errorOf, nextHandedCall, onlineAnswerer, openVoice,
+  sipAccount, sipClient, sleep, unique, viamCall,
   viamCandidate,
   waitOnline,
 } from "./door-clients";
@@ -104,13 +105,13 @@ describe("a call object reset mid-exchange", () => {
   it("keeps queued signals across an eviction: a reader resuming from its cursor gets each exactly once, in order", async () => {
     const { host, id, call } = await answeredCallObject();
     for (let i = 0; i < 5; i++) await call.candidate("caller", "alice", { candidate: candidateLine(i) });
-    const first = await call.pull("callee", host, 0, 0);
+    const first = await call.pull("callee", host, 0);
     if (!first.ok) throw new Error(first.message);
     const cursor = first.value.signals.at(-1)!.seq + 1;
     for (let i = 5; i < 10; i++) await call.candidate("caller", "alice", { candidate: candidateLine(i) });
 
     await evictDurableObject(call);
-    const again = await env.CALLS.getByName(id).pull("callee", host, cursor, 0);
+    const again = await env.CALLS.getByName(id).pull("callee", host, cursor);
     if (!again.ok) throw new Error(again.message);
     const lines = (signals: typeof first.value.signals) =>
       signals.flatMap((s) => (s.signal.kind === "candidate" ? [s.signal.candidate.candidate] : []));
@@ -125,7 +126,7 @@ describe("a call object reset mid-exchange", () => {
     const fresh = env.CALLS.getByName(id);
     expect((await fresh.candidate("callee", host, { candidate: candidateLine(0) }, 0)).ok).toBe(true);
     expect((await fresh.answer(host, "answer")).ok).toBe(true);
-    const pulled = await fresh.pull("caller", "alice", 0, 0);
+    const pulled = await fresh.pull("caller", "alice", 0);
     if (!pulled.ok) throw new Error(pulled.message);
     expect(pulled.value.signals.map((s) => s.signal.kind)).toEqual(["answer", "candidate"]);
   });
@@ -137,6 +138,8 @@ describe("a host object reset or evicted", () => {
     const voice = await openVoice(callee);
     await waitOnline(callee);
     await abortAllDurableObjects();
+    // The stream's socket to the host object reconnects to the fresh instance within milliseconds.
+    await waitOnline(callee);
     const call = await viamCall(unique("caller"), callee);
     // Before the fix the stream failed with `internal` here and the caller got deadline_exceeded.
     expect((await voice.next())?.event.case).toBe("offer");
@@ -147,11 +150,15 @@ describe("a host object reset or evicted", () => {
   it("keeps a queued call across an eviction of its host object", async () => {
     const host = unique("host");
     const hosts = env.HOSTS.getByName(host);
-    await hosts.next("answerer-1", "voice", 1);
+    const busy = await onlineAnswerer(host);
+    const first = nextHandedCall(busy);
+    expect((await hosts.enqueue(crypto.randomUUID(), Date.now() + 10_000)).ok).toBe(true);
+    expect(await first).not.toBeNull();
+    // Its only answerer is busy: the next call waits in line, through an eviction.
     const id = crypto.randomUUID();
     expect((await hosts.enqueue(id, Date.now() + 10_000)).ok).toBe(true);
     await evictDurableObject(hosts);
-    expect(await env.HOSTS.getByName(host).next("answerer-1", "voice", 1)).toBe(id);
+    expect(await nextHandedCall(await onlineAnswerer(host))).toBe(id);
   });
 
   it("finishes an exchange whose host object is evicted after the callee took the call", async () => {
@@ -258,14 +265,11 @@ describe("dead peers are detected within a stated bound", () => {
     // The callee's door died without a word (no abort reached the server): it claimed and answered
     // the call, then nothing collected the caller's candidates.
     const callee = unique("callee");
-    await env.HOSTS.getByName(callee).next(crypto.randomUUID(), "voice", 1);
+    const answerer = await onlineAnswerer(callee);
+    const handed = nextHandedCall(answerer);
     const call = await viamCall(unique("caller"), callee);
     const answered = call.next();
-    let uuid: string | undefined;
-    while (!uuid) {
-      uuid = (await env.HOSTS.getByName(callee).status()).waiting[0];
-      await sleep(10);
-    }
+    const uuid = (await handed)!;
     const stub = env.CALLS.getByName(uuid);
     await stub.claim({ identity: callee, door: "voice" });
     await stub.answer(callee, "answer");
@@ -273,12 +277,12 @@ describe("dead peers are detected within a stated bound", () => {
     await call.client.callUpdate({ uuid, update: { case: "candidate", value: viamCandidate(1) } });
 
     // SIGNAL_TTL_MS later, the call's alarm finds the callee's signals uncollected.
-    await runInDurableObject(stub, (_o, state) => { state.storage.sql.exec("UPDATE signals SET expires_at = 0 WHERE recipient = 'callee'"); });
-    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const aged = await editStoredCall(uuid, (record) => { for (const s of record.backlog.callee) s.at = 0; });
+    expect(await runDurableObjectAlarm(aged)).toBe(true);
     const err = await errorOf(call.next());
     expect(err.code).toBe(Code.DeadlineExceeded);
     expect(err.rawMessage).toMatch(/not collected in time/);
-    expect((await stub.history()).at(-1)).toMatchObject({ status: "timed_out" });
+    expect((await aged.history()).at(-1)).toMatchObject({ status: "timed_out" });
   });
 
   it(`signaling: fails a call taken but never answered with deadline_exceeded on both sides (OFFER_DEADLINE_MS = ${OFFER_DEADLINE_MS / 1000} s)`, async () => {
@@ -287,27 +291,20 @@ describe("dead peers are detected within a stated bound", () => {
     await waitOnline(callee);
     const call = await viamCall(unique("caller"), callee);
     expect((await voice.next())?.event.case).toBe("offer");
-    const stub = env.CALLS.getByName(voice.callId()!);
-    // The offer deadline passes with the call taken but unanswered (the callee froze).
-    await runInDurableObject(stub, (_o, state) => {
-      const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM call_state").one();
-      const body = JSON.parse(row.body) as CallState;
-      state.storage.sql.exec("UPDATE call_state SET body = ?", JSON.stringify({ ...body, offerDeadline: Date.now() - 1 }));
-    });
-    await abortAllDurableObjects(); // the object reads its state afresh, as after any wake
-    expect(await runDurableObjectAlarm(env.CALLS.getByName(voice.callId()!))).toBe(true);
+    // The offer deadline passes with the call taken but unanswered (the callee froze); the object
+    // reads its state afresh, as after any wake, and both doors reconnect their sockets to it.
+    const aged = await editStoredCall(voice.callId()!, (record) => { record.call.offerDeadline = Date.now() - 1; });
+    expect(await runDurableObjectAlarm(aged)).toBe(true);
     expect(await codeOf(call.next())).toBe(Code.DeadlineExceeded);
     expect(await codeOf(voice.next())).toBe(Code.DeadlineExceeded);
   });
 
-  it("signaling: counts an answerer whose stream vanished as offline once its lease runs out, so a Call fails at once", async () => {
+  it(`signaling: counts a host whose last answerer stream closed as offline after ANSWERER_REOPEN_GRACE_MS (${ANSWERER_REOPEN_GRACE_MS / 1000} s), so a Call fails at once`, async () => {
     const host = unique("host");
-    await env.HOSTS.getByName(host).next(crypto.randomUUID(), "voice", 1);
+    const answerer = await onlineAnswerer(host);
     expect((await env.HOSTS.getByName(host).status()).online).toBe(true);
-    // ANSWERER_LEASE_MS after its last poll (and nobody waiting in memory): offline.
-    await runInDurableObject(env.HOSTS.getByName(host), (_o, state) => {
-      state.storage.sql.exec("UPDATE answerers SET last_seen = last_seen - ?", ANSWERER_LEASE_MS);
-    });
+    answerer.close(1000, "gone");
+    await sleep(ANSWERER_REOPEN_GRACE_MS + 200);
     expect((await env.HOSTS.getByName(host).status()).online).toBe(false);
     const call = await viamCall(unique("caller"), host);
     expect(await codeOf(call.next())).toBe(Code.NotFound);

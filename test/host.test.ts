@@ -1,35 +1,63 @@
+import { Code } from "@connectrpc/connect";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { OFFER_ACK_TIMEOUT_MS } from "../worker/limits";
-import { unique } from "./door-clients";
+import { SPINE_CLOSE } from "../durable-objects/spine-messages";
+import { nextHandedCall, onlineAnswerer, unique } from "./door-clients";
 
-/** Long enough for the live answerer to still be waiting when the hand-over comes. */
-const WAIT_MS = OFFER_ACK_TIMEOUT_MS + 8_000;
+const later = () => Date.now() + 10_000;
 
-describe("HostObject offer hand-over", () => {
-  it("offers a call its answerer never acknowledged to another live answerer after the ack timeout", async () => {
-    const host = env.HOSTS.getByName(unique("host"));
+describe("HostObject hand-over over answerer sockets", () => {
+  it("pushes a call to the longest-waiting idle answerer and to no other", async () => {
+    const name = unique("host");
+    const first = await onlineAnswerer(name);
+    const second = await onlineAnswerer(name);
+    const toFirst = nextHandedCall(first), toSecond = nextHandedCall(second, 500);
     const callId = crypto.randomUUID();
-    // RPCs to one object arrive in the order sent: the stale answerer waits longest, so it is
-    // handed the call first, as a stream whose client vanished mid-wait would be.
-    const stale = host.next("stale-answerer", "viam", WAIT_MS);
-    const live = host.next("live-answerer", "viam", WAIT_MS);
-    expect((await host.enqueue(callId, Date.now() + 10_000)).ok).toBe(true);
-    expect(await stale).toBe(callId);
-    const handedOut = Date.now();
-
-    expect(await live).toBe(callId);
-    expect(Date.now() - handedOut).toBeGreaterThanOrEqual(OFFER_ACK_TIMEOUT_MS - 100);
+    expect((await env.HOSTS.getByName(name).enqueue(callId, later())).ok).toBe(true);
+    expect(await toFirst).toBe(callId);
+    expect(await toSecond).toBeNull();
   });
 
-  it("offers an acknowledged call to no other answerer", async () => {
-    const host = env.HOSTS.getByName(unique("host"));
+  it("gives a call back in line when the answerer it went to goes away without taking it", async () => {
+    const name = unique("host");
+    const stale = await onlineAnswerer(name);
+    const live = await onlineAnswerer(name);
+    const toStale = nextHandedCall(stale), toLive = nextHandedCall(live);
     const callId = crypto.randomUUID();
-    const first = host.next("first-answerer", "viam", WAIT_MS);
-    const second = host.next("second-answerer", "viam", OFFER_ACK_TIMEOUT_MS + 1_000);
-    await host.enqueue(callId, Date.now() + 10_000);
-    expect(await first).toBe(callId);
-    await host.ack(callId);
-    expect(await second).toBeNull();
+    await env.HOSTS.getByName(name).enqueue(callId, later());
+    expect(await toStale).toBe(callId);
+    stale.close(SPINE_CLOSE.elsewhere, "took another host's call");
+    expect(await toLive).toBe(callId);
+  });
+
+  it("keeps a call taken (socket closed with 1000) away from every other answerer", async () => {
+    const name = unique("host");
+    const taker = await onlineAnswerer(name);
+    const callId = crypto.randomUUID();
+    const handed = nextHandedCall(taker);
+    await env.HOSTS.getByName(name).enqueue(callId, later());
+    expect(await handed).toBe(callId);
+    taker.close(1000, "call taken");
+    expect(await nextHandedCall(await onlineAnswerer(name), 500)).toBeNull();
+  });
+
+  it("queues a call while every answerer is busy, and hands it to the next answerer that connects", async () => {
+    const name = unique("host");
+    const host = env.HOSTS.getByName(name);
+    const busy = await onlineAnswerer(name);
+    const handed = nextHandedCall(busy);
+    await host.enqueue(crypto.randomUUID(), later());
+    await handed;
+    const queued = crypto.randomUUID();
+    // Busy is not offline: no not_found.
+    expect((await host.enqueue(queued, later())).ok).toBe(true);
+    expect((await host.status()).waiting).toEqual([queued]);
+    expect(await nextHandedCall(await onlineAnswerer(name))).toBe(queued);
+    expect((await host.status()).waiting).toEqual([]);
+  });
+
+  it("fails a call for a host nobody ever answered for with not_found", async () => {
+    const host = env.HOSTS.getByName(unique("host"));
+    expect(await host.enqueue(crypto.randomUUID(), later())).toMatchObject({ ok: false, code: Code.NotFound });
   });
 });

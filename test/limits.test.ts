@@ -20,7 +20,7 @@ import {
   NAME_PATTERN,
 } from "../worker/limits";
 import { clientFor } from "./connect-clients";
-import { answeredCallObject, candidateLine, codeOf, errorOf, openVoice, sipAccount, unique, viamClient } from "./door-clients";
+import { answeredCallObject, candidateLine, codeOf, errorOf, onlineAnswerer, openVoice, sipAccount, unique, viamClient } from "./door-clients";
 import { liveKitToken } from "./livekit-fixtures";
 import { tokenFor } from "./tokens";
 
@@ -73,7 +73,7 @@ describe("per-call bounds", () => {
       if (!sent.ok) throw new Error(`candidate ${i}: ${sent.message}`);
       if (i % 50 === 49) {
         // The callee keeps up: the queue bound (MAX_QUEUED_SIGNALS) is never what stops it.
-        const pulled = await call.pull("callee", host, cursor, 0);
+        const pulled = await call.pull("callee", host, cursor);
         if (!pulled.ok) throw new Error(pulled.message);
         cursor = pulled.value.signals.at(-1)!.seq + 1;
       }
@@ -84,8 +84,11 @@ describe("per-call bounds", () => {
   });
 
   it(`refuses call ${MAX_PENDING_CALLS_PER_HOST + 1} waiting for one host with resource_exhausted`, async () => {
-    const host = env.HOSTS.getByName(unique("host"));
-    await host.next("answerer", "voice", 1);
+    const name = unique("host");
+    const host = env.HOSTS.getByName(name);
+    // Online, and busy with a first call: every call after it waits in line.
+    await onlineAnswerer(name);
+    await host.enqueue(crypto.randomUUID(), Date.now() + 10_000);
     for (let i = 0; i < MAX_PENDING_CALLS_PER_HOST; i++) {
       const queued = await host.enqueue(crypto.randomUUID(), Date.now() + 10_000);
       if (!queued.ok) throw new Error(`call ${i}: ${queued.message}`);

@@ -1,14 +1,15 @@
-// How a door follows a call: long-poll the call object for one side's signals, and ask the
-// host objects for the next call to answer. Shared by every door so each stays a translation.
+// How a door follows a call and waits for one, over the spine's sockets (object-sockets.ts).
+// Shared by every door so each stays a translation.
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { CallObject, CallSummary, PullResult } from "../durable-objects/call";
-import type { Door, Side, Signal } from "../durable-objects/call-model";
+import type { CallObject } from "../durable-objects/call";
+import type { Door, Signal } from "../durable-objects/call-model";
 import type { Result } from "../durable-objects/result";
+import { SPINE_CLOSE } from "../durable-objects/spine-messages";
 import { publicError } from "./connect-errors";
 import type { Env } from "./env";
+import { Answerer, CallSocket } from "./object-sockets";
 
-/** Transient failures of a call-object RPC (eviction, restart) retried before giving up. */
-const PULL_RETRIES = 5;
+export { CallSocket };
 
 export function callStub(env: Env, callId: string): DurableObjectStub<CallObject> {
   return env.CALLS.getByName(callId);
@@ -20,114 +21,39 @@ export function orThrow<T>(result: Result<T>): T {
   return result.value;
 }
 
-/**
- * Yields the signals queued for `side` of a call, in order, each exactly once, until the call
- * has nothing more for that side. Survives the call object being evicted mid-poll: the next
- * poll resumes from the cursor and the object reloads its queue from SQLite.
- */
-export async function* followCall(env: Env, callId: string, side: Side, identity: string,
-  abort?: AbortSignal): AsyncGenerator<Signal> {
-  let cursor = 0;
-  let failures = 0;
-  while (true) {
-    abort?.throwIfAborted();
-    let pulled: Result<PullResult>;
-    try {
-      // A fresh stub per poll: a stub whose object was reset stays broken.
-      pulled = await untilAborted<Result<PullResult>>(callStub(env, callId).pull(side, identity, cursor), abort);
-    } catch (err) {
-      if (abort?.aborted || ++failures > PULL_RETRIES) throw err;
-      await new Promise((r) => setTimeout(r, 20 * failures));
-      continue;
-    }
-    failures = 0;
-    const { signals, closed } = orThrow(pulled);
-    for (const queued of signals) {
-      cursor = queued.seq + 1;
-      yield queued.signal;
-    }
-    if (closed) return;
-  }
-}
-
-function untilAborted<T>(work: Promise<T>, abort?: AbortSignal): Promise<T> {
-  if (!abort) return work;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abort.reason);
-    abort.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => abort.removeEventListener("abort", onAbort));
-  });
+/** A claimed call: its id, the host it is for, and the callee's socket to it. */
+export interface TakenCall {
+  callId: string;
+  host: string;
+  socket: CallSocket;
+  /** Closes the answerer's host socket: the host counts it busy until then. */
+  release: () => void;
 }
 
 /**
- * Waits up to `waitMs` for the next call offered to any of `hosts` and claims it for
- * `identity`, returning the claimed call. Returns null when none came (the caller then
- * heartbeats and asks again).
- * A call taken from one host's queue while another host's call won the race goes back at
- * once; a claimed call is acknowledged so no other answerer gets it.
+ * Waits for the next call offered to any of `hosts` and claims it. Every `heartbeatMs` without one,
+ * `onIdle` runs (a Viam Answer stream sends a heartbeat stage); a truthy return stops the wait
+ * (null). `abort` (the client went away) stops it too. The host objects sleep meanwhile.
  */
-export async function nextCall(env: Env, hosts: string[], answererId: string, door: Door, waitMs: number,
-  only?: string): Promise<CallSummary | null> {
-  const host = (i: number) => env.HOSTS.getByName(hosts[i]);
-  const offers = hosts.map((_, i) => offerFrom(env, hosts[i], answererId, door, waitMs, only));
-  const first = await Promise.race(offers.map((p, i) => p.then((callId) => ({ i, callId }))));
-  // Release the other hosts' waits; any call they handed out meanwhile goes back to its queue.
-  await Promise.all(offers.map(async (offer, i) => {
-    if (i === first.i) return;
-    await retried(() => host(i).leave(answererId));
-    const late = await offer.catch(() => null);
-    if (late) await retried(() => host(i).requeue(late));
-  }));
-  if (!first.callId) return null;
-  const callId = first.callId;
-  const claimed = await callStub(env, callId).claim({ identity: hosts[first.i], door });
-  // The call leaves the queue; busy with it, the answerer is no longer online for new ones (hosts
-  // that take calls in parallel keep a second stream waiting, as Viam's do). Independent: at once.
-  await Promise.all([retried(() => host(first.i).ack(callId)), retried(() => host(first.i).leave(answererId))]);
-  return claimed.ok ? claimed.value : null;
-}
-
-/**
- * One host's `next`, surviving the host object being reset mid-wait (a deploy, an eviction, a
- * crash): the wait is asked again of the fresh instance, which re-registers the answerer. Without
- * this, a waiting answerer's stream failed with `internal` and its host stayed "online" (its lease
- * is in SQLite) with nobody waiting, so the next caller got deadline_exceeded instead of an answer.
- */
-async function offerFrom(env: Env, host: string, answererId: string, door: Door, waitMs: number,
-  only?: string): Promise<string | null> {
-  const until = Date.now() + waitMs;
-  return retried(() => env.HOSTS.getByName(host).next(answererId, door, Math.max(0, until - Date.now()), only));
-}
-
-/**
- * Runs an RPC on a call object, retrying with a fresh stub when the object was reset under it (a
- * stub whose object was reset stays broken). Only for RPCs a repeat cannot apply twice: answer,
- * done, fail, summary, and candidates with their index (CallEvent "candidate").
- */
-export function onCall<T extends PromiseLike<unknown>>(env: Env, callId: string,
-  rpc: (call: DurableObjectStub<CallObject>) => T): Promise<Awaited<T>> {
-  return retried(async (): Promise<Awaited<T>> => await rpc(callStub(env, callId)));
-}
-
-/** Runs an idempotent object RPC, retrying transient failures (object reset) with a fresh stub. */
-async function retried<T>(rpc: () => Promise<T>): Promise<T> {
-  for (let failures = 0; ; ) {
-    try {
-      return await rpc();
-    } catch (err) {
-      if (++failures > PULL_RETRIES) throw err;
-      await new Promise((r) => setTimeout(r, 20 * failures));
-    }
-  }
-}
-
-/** Ends this side of a call when its stream goes away before the call finished. */
-export async function abandon(env: Env, callId: string, side: Side, identity: string): Promise<void> {
+export async function waitForCall(env: Env, hosts: string[], door: Door, opts: {
+  only?: string; abort: AbortSignal; heartbeatMs: number; onIdle?: () => Promise<boolean> | boolean;
+}): Promise<TakenCall | null> {
+  const answerer = await Answerer.open(env, hosts, door, opts.only);
+  let taken: Awaited<ReturnType<Answerer["take"]>> = null;
   try {
-    await onCall(env, callId, (call) => call.fail(side, identity, Code.Unavailable, `the ${side} disconnected`));
+    while (!taken && !opts.abort.aborted) {
+      taken = await answerer.take(AbortSignal.any([opts.abort, AbortSignal.timeout(opts.heartbeatMs)]));
+      if (!taken && !opts.abort.aborted && (await opts.onIdle?.())) break;
+    }
   } catch (err) {
-    console.error("abandon failed", { callId, side, err: String(err) });
+    answerer.close();
+    throw err;
   }
+  if (!taken) {
+    answerer.close();
+    return null;
+  }
+  return { ...taken, release: () => answerer.close() };
 }
 
 /**
@@ -138,33 +64,57 @@ export async function abandon(env: Env, callId: string, side: Side, identity: st
  * party too, so a caller is never left waiting on a broken answerer.
  */
 export async function* serveCallee<Out>(opts: {
-  env: Env;
-  callId: string;
-  identity: string;
-  consume: () => Promise<void>;
+  call: TakenCall;
+  consume: (socket: CallSocket) => Promise<void>;
   emit: (signal: Signal) => Out | null | Promise<Out | null>;
 }): AsyncGenerator<Out> {
-  const { env, callId, identity } = opts;
-  const stop = new AbortController();
-  const consumed = opts.consume().catch((err: unknown) => { stop.abort(err); throw err; });
-  consumed.catch(() => undefined);
+  const { socket } = opts.call;
+  /** The call was ended from here (or the exchange finished): nothing more to tell the object. */
   let settled = false;
+  let consumedFailure: unknown;
+  let consumedDone = false;
+  const failCall = async (err: unknown) => {
+    if (settled) return;
+    settled = true;
+    const e = publicError(err);
+    await socket.request({ op: "fail", code: e.code, message: e.rawMessage }).catch(() => undefined);
+  };
+  const consumed = opts.consume(socket).then(() => { consumedDone = true; }, async (err: unknown) => {
+    // The client's stream broke (it went away): connect-es reports a request body that stops
+    // mid-stream as a plain error or as `internal`/`canceled`, never as a code this door throws for
+    // bad input. The object hears an abandoned socket and tells the caller `unavailable`.
+    const gone = !(err instanceof ConnectError) || err.code === Code.Internal || err.code === Code.Canceled;
+    if (gone) {
+      consumedFailure = new ConnectError("the callee went away", Code.Canceled);
+      socket.close(SPINE_CLOSE.abandoned, "callee went away");
+      return;
+    }
+    consumedFailure = err;
+    // The client's side failed: the call fails for the caller too, and the object ends the stream.
+    await failCall(err);
+  });
   try {
-    for await (const signal of followCall(env, callId, "callee", identity, stop.signal)) {
+    let ended = false;
+    for await (const signal of socket.signals()) {
       const out = await opts.emit(signal);
       if (out !== null) yield out;
-      if (signal.kind === "error") { settled = true; return; }
+      if (signal.kind === "error") { ended = true; break; }
     }
     // The caller has nothing more to send. Unless the call is over, wait for the client to finish.
-    const summary = orThrow(await onCall(env, callId, (call) => call.summary()));
-    if (summary.phase !== "ended") await consumed;
+    if (!ended && !socket.callEnded && !consumedDone && !consumedFailure) await consumed;
+    if (consumedFailure) throw consumedFailure;
     settled = true;
   } catch (err) {
-    const e = publicError(err);
-    if (!settled) await onCall(env, callId, (call) => call.fail("callee", identity, e.code, e.rawMessage));
-    settled = true;
-    throw e;
+    await failCall(err);
+    throw publicError(err);
   } finally {
-    if (!settled) await abandon(env, callId, "callee", identity);
+    // Not settled: the client went away mid-stream, which the object hears as an abandoned socket.
+    socket.close(settled ? 1000 : SPINE_CLOSE.abandoned, settled ? "finished" : "callee went away");
+    opts.call.release();
   }
+}
+
+/** Ends this side of a call whose stream went away before it finished. */
+export function abandon(socket: CallSocket): void {
+  socket.close(SPINE_CLOSE.abandoned, "went away");
 }

@@ -5,6 +5,15 @@
  * 64 KiB leaves room for long SDPs (simulcast, many codecs) while keeping a hostile client cheap. */
 export const MAX_RPC_MESSAGE_BYTES = 64 * 1024;
 
+/** A Connect request body that connect left unread (a message over its read limit, a refused
+ * content type) is read to its end and thrown away, up to this many bytes, before the answer is
+ * complete: an HTTP/1.1 client sends its whole body before it reads the answer, and workerd cuts a
+ * connection whose request body is left unread, so without it the client gets a network error, not
+ * resource_exhausted. Past this the body is cancelled instead (the client may then see the
+ * connection cut): 16 MiB is four times the largest request any method accepts (SIP's WAV list,
+ * 4 MiB + 64 KiB), and reading and dropping it costs the isolate time on the network, not memory. */
+export const MAX_DRAINED_REQUEST_BYTES = 16 * 1024 * 1024;
+
 /** Longest a unary or streaming RPC may be asked to run (Connect `timeout` header is capped to this).
  * A signaling exchange is seconds long; ten minutes covers any stream a client keeps open. */
 export const MAX_RPC_TIMEOUT_MS = 10 * 60 * 1000;
@@ -13,21 +22,26 @@ export const MAX_RPC_TIMEOUT_MS = 10 * 60 * 1000;
  * not answer within this time makes the Call fail with deadline_exceeded. */
 export const OFFER_DEADLINE_MS = 10_000;
 
-/** Heartbeat interval on a Viam Answer stream (upstream value), and the longest an answerer's
- * long-poll for work blocks before it reports in again. */
+/** Heartbeat interval on a Viam Answer stream (upstream value). The door sends them itself while
+ * it waits: a waiting answerer's host object sleeps meanwhile. */
 export const ANSWERER_HEARTBEAT_MS = 15_000;
 
-/** An answerer counts as online this long after its last poll: one heartbeat interval plus slack
- * for the round trip, so a host between two polls is never reported as offline. */
-export const ANSWERER_LEASE_MS = ANSWERER_HEARTBEAT_MS + 5_000;
+/** A host whose last answerer stream just ended still counts as online this long: a Viam
+ * answerer reopens its stream after each call, and a Voice client after each call too, within
+ * milliseconds; a call in that gap waits in line instead of failing with not_found. */
+export const ANSWERER_REOPEN_GRACE_MS = 5_000;
 
-/** An offer handed to an answerer must be acknowledged within this time, or it goes back to the
- * queue for another answerer: a stream whose client vanished must not swallow the offer. */
-export const OFFER_ACK_TIMEOUT_MS = 2_000;
+/** How long the callee's door waits for the caller's done after the caller's stream ended without
+ * it. A Viam caller's Call stream ends once the callee is done, and the SDK sends its own done by
+ * CallUpdate when its ICE gathering completes; a caller that neither sends it nor reconnects in
+ * this time has gone (tab closed, client aborted), and the host's Answer stream ends with an error
+ * stage so the machine opens a fresh one. */
+export const CALLER_DONE_WAIT_MS = 10_000;
 
-/** Longest one long-poll on a call object waits for new signals before the door polls again;
- * bounded so a vanished door's poll does not pin the object in memory. */
-export const SIGNAL_POLL_WAIT_MS = 10_000;
+/** Reconnects a door makes to an object whose socket broke under it (a reset, a deploy) before
+ * its stream fails. */
+export const SPINE_RECONNECTS = 5;
+
 
 /** Signals (offer, answer, candidates) not collected by their recipient within this time are
  * dropped by the call's alarm, and the call ends: no peer waits longer than this on a dead party. */

@@ -3,13 +3,13 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import type { CallSummary } from "../durable-objects/call";
 import type { Signal } from "../durable-objects/call-model";
+import { asyncQueue } from "../client/async-queue";
 import {
   SignalingService, WebRTCConfigSchema, type AnswerRequest, type AnswerResponse,
 } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { requireActsFor, requireClaims, requireIdentity, tokenFrom } from "./auth";
-import { abandon, callStub, followCall, nextCall, onCall, orThrow, serveCallee } from "./call-streams";
+import { abandon, callStub, CallSocket, orThrow, serveCallee, waitForCall } from "./call-streams";
 import { envOf } from "./connect-context";
 import type { Env } from "./env";
 import { iceServersFor } from "./ice-config";
@@ -66,34 +66,30 @@ async function toAnswerRequest(env: Env, host: string, uuid: string, signal: Sig
   }
 }
 
-/** Applies one stage sent by the answering host to the call. Each RPC goes through onCall, so a
- * reset of the call object mid-exchange is retried; `sent` counts the host's candidates so that a
- * retried one is applied once. */
-async function applyAnswerResponse(env: Env, host: string, callId: string, res: AnswerResponse,
+/** Applies one stage sent by the answering host to the call, over the callee's socket. A
+ * reconnect of that socket mid-exchange repeats a request at most once in effect: `sent` counts the
+ * host's candidates, so a repeated one is applied once. */
+async function applyAnswerResponse(socket: CallSocket, callId: string, res: AnswerResponse,
   sent: { candidates: number }): Promise<"more" | "finished"> {
   if (res.uuid && res.uuid.toLowerCase() !== callId) {
     throw new ConnectError(`stage for call ${res.uuid} on the stream of call ${callId}`, Code.InvalidArgument);
   }
   switch (res.stage.case) {
-    case "init": {
-      const sdp = res.stage.value.sdp;
-      orThrow(await onCall(env, callId, (call) => call.answer(host, sdp)));
+    case "init":
+      orThrow(await socket.request({ op: "answer", sdp: res.stage.value.sdp }));
       return "more";
-    }
     case "update": {
       if (!res.stage.value.candidate) throw new ConnectError("update stage without a candidate", Code.InvalidArgument);
-      const candidate = iceFromWire(res.stage.value.candidate);
-      const index = sent.candidates;
-      orThrow(await onCall(env, callId, (call) => call.candidate("callee", host, candidate, index)));
+      orThrow(await socket.candidate(iceFromWire(res.stage.value.candidate), sent.candidates));
       sent.candidates++;
       return "more";
     }
     case "done":
-      orThrow(await onCall(env, callId, (call) => call.done("callee", host)));
+      orThrow(await socket.request({ op: "done" }));
       return "finished";
     case "error": {
       const s = res.stage.value.status;
-      orThrow(await onCall(env, callId, (call) => call.fail("callee", host, (s?.code ?? Code.Unknown) as Code, s?.message ?? "answerer failed")));
+      orThrow(await socket.request({ op: "fail", code: (s?.code ?? Code.Unknown) as Code, message: s?.message ?? "answerer failed" }));
       return "finished";
     }
     default:
@@ -110,13 +106,17 @@ export function viamSignaling(router: ConnectRouter): void {
       const [host] = hostsOf(ctx, 1);
       if (!req.sdp) throw new ConnectError("sdp is required", Code.InvalidArgument);
       const uuid = crypto.randomUUID();
-      orThrow(await callStub(env, uuid).start(uuid, {
+      const socket = await CallSocket.start(env, uuid, {
         host, caller: { identity, door: "viam" }, sdp: req.sdp, disableTrickle: req.disableTrickle,
         callerToken: tokenFrom(ctx.requestHeader), deadline: Date.now() + OFFER_DEADLINE_MS,
-      }));
+      });
+      // The client going away (tab closed, abort) closes the socket as abandoned: the host's
+      // Answer stream ends with an error stage at once.
+      const onAbort = () => abandon(socket);
+      ctx.signal.addEventListener("abort", onAbort, { once: true });
       let finished = false;
       try {
-        for await (const signal of followCall(env, uuid, "caller", identity, ctx.signal)) {
+        for await (const signal of socket.signals()) {
           if (signal.kind === "answer") yield { uuid, stage: { case: "init", value: { sdp: signal.sdp } } };
           else if (signal.kind === "candidate" && !req.disableTrickle) {
             yield { uuid, stage: { case: "update", value: { candidate: iceToWire(signal.candidate) } } };
@@ -130,7 +130,9 @@ export function viamSignaling(router: ConnectRouter): void {
         }
         finished = true;
       } finally {
-        if (!finished) await abandon(env, uuid, "caller", identity);
+        ctx.signal.removeEventListener("abort", onAbort);
+        if (finished) socket.close(1000, "finished");
+        else abandon(socket);
       }
     },
 
@@ -164,21 +166,23 @@ export function viamSignaling(router: ConnectRouter): void {
       const hosts = hostsOf(ctx, MAX_ANSWER_HOSTS);
       for (const h of hosts) requireActsFor(claims, h);
       const heartbeats = ctx.requestHeader.get("heartbeats-allowed") === "true";
-      const answererId = crypto.randomUUID();
-
-      let call: CallSummary | null = null;
-      while (!call) {
-        ctx.signal.throwIfAborted();
-        call = await nextCall(env, hosts, answererId, "viam", ANSWERER_HEARTBEAT_MS);
-        if (!call && heartbeats) yield { uuid: "", stage: { case: "heartbeat", value: {} } };
-      }
-      const { id: callId, host } = call;
+      // Heartbeats come from here while the host objects sleep: waiting costs them nothing.
+      const heartbeat = asyncQueue<{ uuid: string; stage: { case: "heartbeat"; value: object } }>();
+      const waiting = waitForCall(env, hosts, "viam", { abort: ctx.signal, heartbeatMs: ANSWERER_HEARTBEAT_MS,
+        onIdle: () => { if (heartbeats) heartbeat.push({ uuid: "", stage: { case: "heartbeat", value: {} } }); return false; } })
+        .finally(() => heartbeat.close());
+      waiting.catch(() => undefined); // awaited below, once the heartbeats stop
+      for await (const beat of heartbeat) yield beat;
+      const call = await waiting;
+      ctx.signal.throwIfAborted();
+      if (!call) throw new ConnectError("the answerer went away", Code.Canceled);
+      const { callId, host } = call;
       yield* serveCallee({
-        env, callId, identity: host,
-        consume: async () => {
+        call,
+        consume: async (socket) => {
           const sent = { candidates: 0 };
           for await (const res of responses) {
-            if ((await applyAnswerResponse(env, host, callId, res, sent)) === "finished") return;
+            if ((await applyAnswerResponse(socket, callId, res, sent)) === "finished") return;
           }
           // The host closed its side without done or error: it can send nothing more.
           throw new ConnectError("the answering host closed its stream before done", Code.Unavailable);

@@ -2,11 +2,10 @@
 // Connect stream means "online to take calls"; it gets the oldest waiting call's offer, then the
 // caller's candidates, and sends back its answer and candidates. One stream carries one call.
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
-import type { CallSummary } from "../durable-objects/call";
 import type { IceCandidate, Signal as CallSignal } from "../durable-objects/call-model";
 import { VoiceService, type ClientSignal } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { requireIdentity } from "./auth";
-import { abandon, callStub, nextCall, onCall, orThrow, serveCallee } from "./call-streams";
+import { abandon, orThrow, serveCallee, waitForCall, type CallSocket, type TakenCall } from "./call-streams";
 import { envOf } from "./connect-context";
 import { ANSWERER_HEARTBEAT_MS } from "./limits";
 import { admit } from "./rate-limit";
@@ -61,50 +60,54 @@ export function voice(router: ConnectRouter): void {
       await admit(env, identity);
       const only = ctx.requestHeader.get(VOICE_CALL_ID_HEADER) ?? undefined;
       if (only !== undefined && !UUID.test(only)) throw new ConnectError("voice-call-id is not a call id", Code.InvalidArgument);
-      const answererId = crypto.randomUUID();
-
       // Read the client while waiting for a call: a signal before any offer is an error, and a
       // client that closes its side is no longer online.
       const inbox = signals[Symbol.asyncIterator]();
       const early = inbox.next();
-      let call: CallSummary | null = null;
-      while (!call) {
-        const waited = nextCall(env, [identity], answererId, "voice", ANSWERER_HEARTBEAT_MS, only?.toLowerCase());
-        const first = await Promise.race([waited.then(() => null), early]);
-        if (first) {
-          // The client spoke (or left) before any offer: stop waiting, and release any call
-          // that arrived in the same instant so its caller is told instead of left ringing.
-          await env.HOSTS.getByName(identity).leave(answererId);
-          const raced = await waited;
-          if (first.done) {
-            if (raced) await abandon(env, raced.id, "callee", identity);
-            return;
-          }
-          const message = `${first.value.event.case ?? "signal"} before any offer`;
-          if (raced) await callStub(env, raced.id).fail("callee", identity, Code.FailedPrecondition, message);
-          throw new ConnectError(message, Code.FailedPrecondition);
+      let first: IteratorResult<ClientSignal> | undefined;
+      const spoke = new AbortController();
+      early.then((r) => { first = r; spoke.abort(); }, () => spoke.abort());
+      const call = await waitForCall(env, [identity], "voice", { only: only?.toLowerCase(),
+        abort: AbortSignal.any([ctx.signal, spoke.signal]), heartbeatMs: ANSWERER_HEARTBEAT_MS });
+      ctx.signal.throwIfAborted();
+      // The client spoke (or left) before any offer. A call handed out in the same instant goes
+      // back in line (no call), or, claimed already, ends so its caller is told instead of left ringing.
+      const before = first ?? (call ? undefined : await early);
+      if (before) {
+        if (before.done) {
+          if (call) serveNothing(call);
+          return;
         }
-        call = await waited;
+        const message = `${before.value.event.case ?? "signal"} before any offer`;
+        if (call) {
+          await call.socket.request({ op: "fail", code: Code.FailedPrecondition, message });
+          call.socket.close(1000);
+          call.release();
+        }
+        throw new ConnectError(message, Code.FailedPrecondition);
       }
-      const callId = call.id;
+      if (!call) throw new ConnectError("stopped waiting for a call", Code.Canceled);
+      const { callId } = call;
       // Tells the client which call it took (for `GET /calls/:id/history`, `POST /calls/:id/hangup`):
       // the header that binds a stream to a call, sent back with the offer.
       ctx.responseHeader.set(VOICE_CALL_ID_HEADER, callId);
-      // The answer travels back in the encoding the caller's offer came in.
-      const viamEncoded = sdpFromViam(call.offer) !== null;
-      /** Candidates this stream has applied: the index that makes a retried candidate a no-op. */
+      /** The answer travels back in the encoding the caller's offer came in (known at the offer,
+       * which comes before anything the client can answer). */
+      let viamEncoded = false;
+      /** Candidates this stream has applied: the index that makes a repeated candidate a no-op. */
       let candidatesSent = 0;
 
       yield* serveCallee({
-        env, callId, identity,
-        consume: async () => {
-          for (let r = await early; !r.done; r = await inbox.next()) await applyClientSignal(r.value);
+        call,
+        consume: async (socket) => {
+          for (let r = await early; !r.done; r = await inbox.next()) await applyClientSignal(socket, r.value);
           // The client closed its side: it has no more candidates (Voice has no explicit done).
-          orThrow(await onCall(env, callId, (call) => call.done("callee", identity)));
+          orThrow(await socket.request({ op: "done" }));
         },
         emit: (signal: CallSignal) => {
           switch (signal.kind) {
             case "offer":
+              viamEncoded = sdpFromViam(signal.sdp) !== null;
               return { event: { case: "offer", value: { offer: sdpFromViam(signal.sdp) ?? signal.sdp } } };
             case "candidate":
               return { event: { case: "candidate", value: { candidate: candidateToVoice(signal.candidate) } } };
@@ -116,13 +119,13 @@ export function voice(router: ConnectRouter): void {
         },
       });
 
-      async function applyClientSignal(signal: ClientSignal) {
+      async function applyClientSignal(socket: CallSocket, signal: ClientSignal) {
         switch (signal.event.case) {
           case "answer": {
             const sdp = signal.event.value.answer;
             if (!sdp) throw new ConnectError("answer is empty", Code.InvalidArgument);
             const answer = viamEncoded && sdpFromViam(sdp) === null ? sdpToViam("answer", sdp) : sdp;
-            orThrow(await onCall(env, callId, (call) => call.answer(identity, answer)));
+            orThrow(await socket.request({ op: "answer", sdp: answer }));
             return;
           }
           case "candidate": {
@@ -130,7 +133,7 @@ export function voice(router: ConnectRouter): void {
             if (!text) throw new ConnectError("candidate is empty", Code.InvalidArgument);
             const candidate = candidateFromVoice(text);
             const index = candidatesSent;
-            orThrow(await onCall(env, callId, (call) => call.candidate("callee", identity, candidate, index)));
+            orThrow(await socket.candidate(candidate, index));
             candidatesSent++;
             return;
           }
@@ -140,4 +143,10 @@ export function voice(router: ConnectRouter): void {
       }
     },
   });
+}
+
+/** Leaves a claimed call whose client closed before its offer: the caller is told at once. */
+function serveNothing(call: TakenCall): void {
+  abandon(call.socket);
+  call.release();
 }

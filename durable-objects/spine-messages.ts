@@ -1,0 +1,65 @@
+// The messages a door and the objects exchange over their WebSockets (JSON text frames). A door
+// following a call holds one socket to its CallObject; a door waiting for a call holds one to the
+// HostObject of each identity it answers for. Objects push; doors ask with numbered requests.
+import type { Code } from "@connectrpc/connect";
+import type { IceCandidate, Party, Signal } from "./call-model";
+
+/** Object → door on a call socket. */
+export type CallPush =
+  /** A signal for this side, numbered: a door reconnecting passes the next seq it expects. */
+  | { seq: number; signal: Signal }
+  /** Nothing more will arrive for this side: its stream may end. `over`: the call has ended
+   * (else only the other side is done, and this side may still be talking). */
+  | { end: true; over: boolean }
+  /** The other side's stream ended before it sent done (the Viam caller's Call stream closes once
+   * the callee is done, and its CallUpdate(done) follows); the door bounds the wait for it. */
+  | { peerLeft: true }
+  /** The answer to the door's request `reply`. */
+  | { reply: number; ok: true }
+  | { reply: number; ok: false; code: Code; message: string };
+
+/** Door → object on a call socket: what the side says, each answered by a `reply`. */
+export type CallRequest = { id: number } & (
+  /** The caller's first request: create the call (its id is the object's name) and ring its host. */
+  | { op: "start"; call: StartCall }
+  | { op: "answer"; sdp: string }
+  | { op: "candidate"; candidate: IceCandidate; index: number }
+  | { op: "done" }
+  | { op: "fail"; code: Code; message: string }
+  | { op: "hangup" }
+  /** The callee's door waited CALLER_DONE_WAIT_MS after `peerLeft` and heard nothing. */
+  | { op: "peerGone" });
+
+export interface StartCall {
+  host: string;
+  caller: Party;
+  sdp: string;
+  disableTrickle: boolean;
+  callerToken?: string;
+  /** Absolute ms; the answer must arrive before it. */
+  deadline: number;
+  /** Door-specific data that travels with the call (a SIP call's headers). */
+  meta?: Record<string, string>;
+}
+
+/** Object → door on a host socket: the call this answerer is to take. */
+export interface HostPush {
+  call: string;
+}
+
+/** Door → object on a host socket: the call handed out was not taken (claimed elsewhere, gone). */
+export interface HostRequest {
+  op: "free";
+}
+
+/** Close codes doors and objects use on these sockets, beside 1000 (finished). */
+export const SPINE_CLOSE = {
+  /** The door's client went away mid-stream: the call ends for the other side at once. */
+  abandoned: 4000,
+  /** The answerer took a call from another host: a call this host handed it goes back in line. */
+  elsewhere: 4001,
+  /** A newer socket of the same side replaced this one. */
+  replaced: 4002,
+  /** The object refused a request on the socket that it cannot carry on from. */
+  refused: 4003,
+} as const;

@@ -1,0 +1,278 @@
+// The doors' end of the spine's sockets: a WebSocket to a call's object, on which its signals are
+// pushed as they happen, and the sockets of a waiting answerer to its hosts' objects. Opening one
+// is one object request (`stub.fetch` upgrade); everything after rides on it, and the object may
+// hibernate between messages while the door keeps waiting (a Worker waiting costs no duration).
+import { Code, ConnectError } from "@connectrpc/connect";
+import { asyncQueue } from "../client/async-queue";
+import type { CallObject } from "../durable-objects/call";
+import type { Door, IceCandidate, Side, Signal } from "../durable-objects/call-model";
+import type { HostObject } from "../durable-objects/host";
+import { failure, success, type Result } from "../durable-objects/result";
+import {
+  SPINE_CLOSE, type CallPush, type CallRequest, type HostPush, type StartCall,
+} from "../durable-objects/spine-messages";
+import type { Env } from "./env";
+import { CALLER_DONE_WAIT_MS, SPINE_RECONNECTS } from "./limits";
+
+/** Opens a WebSocket to an object, or returns the object's refusal as a failure. */
+async function connect(stub: DurableObjectStub<CallObject> | DurableObjectStub<HostObject>, query: Record<string, string>): Promise<Result<WebSocket>> {
+  const url = `https://object/socket?${new URLSearchParams(query)}`;
+  const res = await stub.fetch(url, { headers: { upgrade: "websocket" } });
+  const ws = res.webSocket;
+  if (res.status !== 101 || !ws) {
+    const body = await res.json<{ code?: Code; message?: string }>().catch(() => ({} as { code?: Code; message?: string }));
+    return failure(body.code ?? Code.Unavailable, body.message ?? `object refused the socket (${res.status})`);
+  }
+  ws.accept();
+  return success(ws);
+}
+
+type CallRequestBody = CallRequest extends infer R ? R extends { id: number } ? Omit<R, "id"> : never : never;
+
+/**
+ * One side's socket to a call. `signals()` yields what the other side sends, in order, each once;
+ * `request()` applies what this side says. A socket that breaks under the door (the object was
+ * reset) is reopened with the cursor, up to SPINE_RECONNECTS times; the object resends its backlog
+ * from there.
+ */
+export class CallSocket {
+  private ws!: WebSocket;
+  private nextRequest = 1;
+  private readonly pending = new Map<number, (result: Result<void>) => void>();
+  private readonly pushed = asyncQueue<Signal | "end" | Error>();
+  /** The seq of the next signal this side expects. */
+  private cursor = 0;
+  private closing = false;
+  private reconnects = 0;
+  private peerTimer: number | null = null;
+  /** The object said the call has ended (not only that the other side is done). */
+  callEnded = false;
+
+  private constructor(private readonly env: Env, readonly callId: string, private readonly side: Side,
+    private readonly identity: string) {}
+
+  /** The caller's socket: creates the call and rings its host (not_found when nobody answers). */
+  static async start(env: Env, callId: string, call: StartCall): Promise<CallSocket> {
+    const socket = new CallSocket(env, callId, "caller", call.caller.identity);
+    await socket.open({ side: "caller", identity: call.caller.identity, start: "1" });
+    const started = await socket.request({ op: "start", call });
+    if (!started.ok) {
+      socket.close(1000);
+      throw new ConnectError(started.message, started.code);
+    }
+    return socket;
+  }
+
+  /** The callee's socket, taking the call; a failure when someone else took it or it has ended. */
+  static async claim(env: Env, callId: string, identity: string, door: Door): Promise<Result<CallSocket>> {
+    const socket = new CallSocket(env, callId, "callee", identity);
+    const opened = await socket.connectOnce({ side: "callee", identity, claim: door });
+    return opened.ok ? success(socket) : opened;
+  }
+
+  private async open(query: Record<string, string>): Promise<void> {
+    const opened = await this.connectOnce(query);
+    if (!opened.ok) throw new ConnectError(opened.message, opened.code);
+  }
+
+  private async connectOnce(query: Record<string, string>): Promise<Result<void>> {
+    const ws = await connect(this.env.CALLS.getByName(this.callId), query);
+    if (!ws.ok) return ws;
+    this.ws = ws.value;
+    this.ws.addEventListener("message", (e) => this.onPush(ws.value, e.data));
+    this.ws.addEventListener("close", () => this.onBroken(ws.value));
+    this.ws.addEventListener("error", () => this.onBroken(ws.value));
+    return success(undefined);
+  }
+
+  private onPush(ws: WebSocket, data: string | ArrayBuffer): void {
+    if (ws !== this.ws) return;
+    const push = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data)) as CallPush;
+    if ("reply" in push) {
+      const settle = this.pending.get(push.reply);
+      this.pending.delete(push.reply);
+      settle?.(push.ok ? success(undefined) : failure(push.code, push.message));
+    } else if ("seq" in push) {
+      if (push.seq < this.cursor) return; // resent after a reconnect, and already yielded
+      this.cursor = push.seq + 1;
+      clearTimeout(this.peerTimer);
+      this.pushed.push(push.signal);
+    } else if ("end" in push) {
+      this.callEnded = push.over;
+      this.pushed.push("end");
+    } else if ("peerLeft" in push) {
+      clearTimeout(this.peerTimer);
+      this.peerTimer = setTimeout(() => void this.request({ op: "peerGone" }), CALLER_DONE_WAIT_MS);
+    }
+  }
+
+  /** The socket closed without the door closing it: reopen it from the cursor. */
+  private onBroken(ws: WebSocket): void {
+    if (ws !== this.ws || this.closing) return;
+    this.ws = undefined as unknown as WebSocket;
+    const lost = [...this.pending.values()];
+    this.pending.clear();
+    if (++this.reconnects > SPINE_RECONNECTS) {
+      for (const settle of lost) settle(failure(Code.Unavailable, "the call's object is unreachable"));
+      this.pushed.push(new ConnectError("the call's object is unreachable", Code.Unavailable));
+      return;
+    }
+    void (async () => {
+      await new Promise((r) => setTimeout(r, 20 * this.reconnects));
+      const reopened = await this.connectOnce({ side: this.side, identity: this.identity, cursor: String(this.cursor) })
+        .catch((err: unknown) => failure(Code.Unavailable, String(err)));
+      // A request in flight when the socket broke may or may not have been applied; each is safe to
+      // repeat (a candidate carries its index), so it is answered as unavailable only if reopening fails.
+      for (const settle of lost) settle(reopened.ok ? failure(Code.Aborted, "retry") : reopened);
+      if (!reopened.ok) this.pushed.push(new ConnectError(reopened.message, reopened.code));
+    })();
+  }
+
+  /** Applies one thing this side says; the object's answer, as a Result. */
+  async request(body: CallRequestBody): Promise<Result<void>> {
+    for (let attempt = 0; ; attempt++) {
+      if (!this.ws) await new Promise((r) => setTimeout(r, 20));
+      if (!this.ws && attempt > 50) return failure(Code.Unavailable, "the call's object is unreachable");
+      if (!this.ws) continue;
+      const id = this.nextRequest++;
+      const answered = new Promise<Result<void>>((resolve) => this.pending.set(id, resolve));
+      try {
+        this.ws.send(JSON.stringify({ ...body, id }));
+      } catch {
+        this.pending.delete(id);
+        continue;
+      }
+      const result = await answered;
+      if (!result.ok && result.code === Code.Aborted && result.message === "retry" && attempt < SPINE_RECONNECTS) continue;
+      return result;
+    }
+  }
+
+  /** The candidate this side sends as its `index`-th: a repeat after a reconnect is applied once. */
+  candidate(candidate: IceCandidate, index: number): Promise<Result<void>> {
+    return this.request({ op: "candidate", candidate, index });
+  }
+
+  /** This side's signals, in order, until nothing more will arrive (or the door stops reading). */
+  async *signals(): AsyncGenerator<Signal> {
+    for await (const item of this.pushed) {
+      if (item === "end") return;
+      if (item instanceof Error) throw item;
+      yield item;
+    }
+  }
+
+  /** 1000: this side finished (the object leaves the call as it is); SPINE_CLOSE.abandoned: its
+   * client went away, which ends the call for the other side at once. */
+  close(code: number, reason = ""): void {
+    if (this.closing) return;
+    this.closing = true;
+    clearTimeout(this.peerTimer);
+    this.pushed.close();
+    try {
+      this.ws?.close(code, reason);
+    } catch { /* already closed */ }
+  }
+}
+
+/**
+ * A waiting answerer: one socket to the HostObject of each identity it answers for. `take` waits
+ * for the next call any of them pushes and claims it; the socket of the host whose call it took
+ * stays open while the call runs (a busy host is online), the others close.
+ */
+export class Answerer {
+  private readonly offers = asyncQueue<{ host: string; callId: string } | Error>();
+  private readonly sockets = new Map<string, WebSocket>();
+  private closed = false;
+  /** The host whose call this answerer took: its socket closes with 1000 (the call was taken). */
+  private takenFrom: string | undefined;
+  private readonly answererId = crypto.randomUUID();
+  private readonly reconnects = new Map<string, number>();
+
+  private constructor(private readonly env: Env, private readonly hosts: string[], private readonly door: Door,
+    private readonly only?: string) {}
+
+  static async open(env: Env, hosts: string[], door: Door, only?: string): Promise<Answerer> {
+    const answerer = new Answerer(env, hosts, door, only);
+    await Promise.all(hosts.map((host) => answerer.connect(host)));
+    return answerer;
+  }
+
+  private async connect(host: string): Promise<void> {
+    const opened = await connect(this.env.HOSTS.getByName(host), {
+      answerer: this.answererId, door: this.door, ...(this.only ? { only: this.only } : {}) });
+    if (!opened.ok) throw new ConnectError(opened.message, opened.code);
+    const ws = opened.value;
+    this.sockets.set(host, ws);
+    ws.addEventListener("message", (e) => {
+      const push = JSON.parse(String(e.data)) as HostPush;
+      this.offers.push({ host, callId: push.call });
+    });
+    const broken = () => {
+      if (this.closed || this.sockets.get(host) !== ws) return;
+      this.sockets.delete(host);
+      // Busy with this host's call: the socket only kept the host online; nothing to wait for.
+      if (host === this.takenFrom) return;
+      // The host object was reset under the wait: ask the fresh instance again.
+      const tries = (this.reconnects.get(host) ?? 0) + 1;
+      this.reconnects.set(host, tries);
+      if (tries > SPINE_RECONNECTS) {
+        this.offers.push(new ConnectError(`host ${host} is unreachable`, Code.Unavailable));
+        return;
+      }
+      setTimeout(() => void this.connect(host).catch((err: unknown) => this.offers.push(err as Error)), 20 * tries);
+    };
+    ws.addEventListener("close", broken);
+    ws.addEventListener("error", broken);
+  }
+
+  /**
+   * The next call handed to this answerer, claimed: its id, the host it is for and the callee's
+   * socket to it. Null when `abort` fires first (the caller then heartbeats and waits again on the
+   * same sockets). A call taken elsewhere meanwhile is given back and the wait goes on.
+   */
+  async take(abort: AbortSignal): Promise<{ callId: string; host: string; socket: CallSocket } | null> {
+    const offers = this.offers[Symbol.asyncIterator]();
+    while (true) {
+      const aborted = new Promise<null>((resolve) => {
+        if (abort.aborted) resolve(null);
+        abort.addEventListener("abort", () => resolve(null), { once: true });
+      });
+      const next = await Promise.race([this.pendingOffer ?? (this.pendingOffer = offers.next()), aborted]);
+      if (next === null) return null;
+      this.pendingOffer = undefined;
+      if (next.done) return null;
+      if (next.value instanceof Error) throw next.value;
+      const { host, callId } = next.value;
+      const claimed = await CallSocket.claim(this.env, callId, host, this.door);
+      if (claimed.ok) {
+        // Busy with this call: the other hosts' sockets go, and any call they handed out meanwhile
+        // goes back in line there (SPINE_CLOSE.elsewhere).
+        for (const [other, ws] of this.sockets) {
+          if (other === host) continue;
+          this.sockets.delete(other);
+          try { ws.close(SPINE_CLOSE.elsewhere, "took another host's call"); } catch { /* gone */ }
+        }
+        this.takenFrom = host;
+        return { callId, host, socket: claimed.value };
+      }
+      // Taken through another door, or already over: idle again at that host.
+      try { this.sockets.get(host)?.send(JSON.stringify({ op: "free" })); } catch { /* gone */ }
+    }
+  }
+
+  private pendingOffer: Promise<IteratorResult<{ host: string; callId: string } | Error>> | undefined;
+
+  /** Stops waiting. Every socket but the one of the host whose call was taken closes with
+   * SPINE_CLOSE.elsewhere, so a call handed out and not taken (it raced the close) goes back in line. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.offers.close();
+    for (const [host, ws] of this.sockets) {
+      const taken = host === this.takenFrom;
+      try { ws.close(taken ? 1000 : SPINE_CLOSE.elsewhere, taken ? "call taken" : "stopped waiting"); } catch { /* gone */ }
+    }
+    this.sockets.clear();
+  }
+}
