@@ -8,6 +8,7 @@ import {
 } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { clientFor, pushable, type Protocol } from "./connect-clients";
 import { tokenFor } from "./tokens";
+import { CALLER_DONE_WAIT_MS } from "../worker/limits";
 
 type AnswerInit = MessageInitShape<typeof AnswerResponseSchema>;
 
@@ -347,6 +348,90 @@ describe("Viam SignalingService", () => {
   it("rejects a message over the 64 KiB limit with resource_exhausted", async () => {
     const caller = await signaling("alice", uniqueHost());
     expect(await codeOf(collect(caller.call({ sdp: "x".repeat(70 * 1024) })))).toBe(Code.ResourceExhausted);
+  });
+
+  it(`ends the host's Answer stream with an error stage within CALLER_DONE_WAIT_MS (${CALLER_DONE_WAIT_MS / 1000} s) when the caller aborts after the host sent answer, candidate and done`, async () => {
+    const host = uniqueHost();
+    const answerer = await openAnswerer(host);
+    await waitOnline(host);
+    const caller = await signaling("alice", host);
+    const abort = new AbortController();
+    const responses = caller.call({ sdp: "offer" }, { signal: abort.signal })[Symbol.asyncIterator]();
+    const init = await answerer.next();
+    const uuid = init!.uuid;
+    answerer.send({ uuid, stage: { case: "init", value: { sdp: "answer" } } });
+    answerer.send({ uuid, stage: { case: "update", value: { candidate: cand(1) } } });
+    answerer.send({ uuid, stage: { case: "done", value: {} } });
+    expect((await responses.next()).value?.stage.case).toBe("init");
+    expect((await responses.next()).value?.stage.case).toBe("update");
+    // The tab closes: no CallUpdate(done) ever comes, whether the abort reaches the server before
+    // or after the Call stream ended on the host's done.
+    const aborted = Date.now();
+    abort.abort();
+    const stage = await answerer.next();
+    expect(stage?.stage.case).toBe("error");
+    expect(Date.now() - aborted).toBeLessThan(CALLER_DONE_WAIT_MS + 2_000);
+    expect(await answerer.next()).toBeNull();
+    const history = (await env.CALLS.getByName(uuid).history()).map((h) => h.status);
+    expect(history.at(-1)).toBe("failed");
+  });
+
+  it("ends the host's Answer stream with an error stage CALLER_DONE_WAIT_MS after a Call stream that ended on the host's done, when no CallUpdate(done) follows", async () => {
+    const host = uniqueHost();
+    const answerer = await openAnswerer(host);
+    await waitOnline(host);
+    const caller = await signaling("alice", host);
+    const responses = caller.call({ sdp: "offer" })[Symbol.asyncIterator]();
+    const init = await answerer.next();
+    answerer.send({ uuid: init!.uuid, stage: { case: "init", value: { sdp: "answer" } } });
+    answerer.send({ uuid: init!.uuid, stage: { case: "done", value: {} } });
+    expect((await responses.next()).value?.stage.case).toBe("init");
+    expect((await responses.next()).done).toBe(true);
+    const ended = Date.now();
+    const stage = await answerer.next();
+    expect(stage?.stage).toMatchObject({ case: "error", value: { status: { code: Code.Unavailable } } });
+    expect(Date.now() - ended).toBeGreaterThanOrEqual(CALLER_DONE_WAIT_MS - 500);
+    expect(Date.now() - ended).toBeLessThan(CALLER_DONE_WAIT_MS + 2_000);
+  });
+
+  it("ends the host's Answer stream with an error stage at once when the caller's Call stream is cancelled before the host is done", async () => {
+    const host = uniqueHost();
+    const answerer = await openAnswerer(host);
+    await waitOnline(host);
+    const caller = await signaling("alice", host);
+    const abort = new AbortController();
+    const responses = caller.call({ sdp: "offer" }, { signal: abort.signal })[Symbol.asyncIterator]();
+    const init = await answerer.next();
+    answerer.send({ uuid: init!.uuid, stage: { case: "init", value: { sdp: "answer" } } });
+    expect((await responses.next()).value?.stage.case).toBe("init");
+    const aborted = Date.now();
+    abort.abort();
+    const stage = await answerer.next();
+    expect(stage?.stage).toMatchObject({ case: "error", value: { status: { code: Code.Unavailable } } });
+    // Pushed by the call object when the caller's socket closes: no wait involved.
+    expect(Date.now() - aborted).toBeLessThan(CALLER_DONE_WAIT_MS);
+  });
+
+  it("queues a Call for a host whose answerers are all busy, and hands it to the host's next Answer stream", async () => {
+    const host = uniqueHost();
+    const first = await openAnswerer(host);
+    await waitOnline(host);
+    const alice = await signaling("alice", host);
+    const busyCall = alice.call({ sdp: "first-offer" })[Symbol.asyncIterator]();
+    const busy = await first.next();
+    expect(busy?.stage).toMatchObject({ case: "init", value: { sdp: "first-offer" } });
+    // Its one answerer is busy: a second Call waits in line instead of failing with not_found.
+    const carol = await signaling("carol", host);
+    const queued = carol.call({ sdp: "second-offer" })[Symbol.asyncIterator]();
+    const answered = queued.next();
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await openAnswerer(host);
+    const init = await second.next();
+    expect(init?.stage).toMatchObject({ case: "init", value: { sdp: "second-offer" } });
+    second.send({ uuid: init!.uuid, stage: { case: "init", value: { sdp: "second-answer" } } });
+    expect((await answered).value?.stage.value).toMatchObject({ sdp: "second-answer" });
+    first.send({ uuid: busy!.uuid, stage: { case: "init", value: { sdp: "first-answer" } } });
+    expect((await busyCall.next()).value?.stage.value).toMatchObject({ sdp: "first-answer" });
   });
 
   it("keeps other calls unaffected by a misbehaving answerer", async () => {
