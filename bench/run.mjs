@@ -38,9 +38,11 @@
 // BENCH_MACHINES_STEP_S (3) per step, BENCH_IDLE_ANSWERERS (100) waiting answerers per door in the
 // idle part, BENCH_IDLE_S (60) its idle window, BENCH_ONLY ("signaling", "peerjs", "machines",
 // "idle" or "audio", or several comma-separated; default all), BENCH_OUT (bench/results.json),
-// BENCH_REF (a commit to build the Worker from instead of the working tree, e.g. HEAD),
+// BENCH_REF (a commit to build the Worker from instead of the working tree, e.g. HEAD; resolved
+// once at the start, so the helper instances started later are built from the same commit),
 // BENCH_SERVER_LOGS (a directory for every server's output, see processes.mjs), BENCH_DEBUG (print
 // the wrangler dev log's tail when a benchmark fails).
+import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import { join, resolve } from "node:path";
@@ -68,7 +70,9 @@ const config = {
   throughputWindow: 64,
   budgetSeconds: positive("BENCH_BUDGET_S", 175),
   only: env.BENCH_ONLY ?? "all",
-  ref: env.BENCH_REF || null,
+  // Resolved once: every instance of the run (the helpers start minutes later) is built from the
+  // same commit, even if the branch moves meanwhile.
+  ref: env.BENCH_REF ? execFileSync("git", ["-C", ROOT, "rev-parse", "--verify", `${env.BENCH_REF}^{commit}`], { encoding: "utf8" }).trim() : null,
   peerjs: {
     calls: positive("BENCH_PEERJS_CALLS", 1000),
     connections: counts("BENCH_PEERJS_CONNECTIONS", "100,500,1000"),
