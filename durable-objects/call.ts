@@ -275,6 +275,11 @@ export class CallObject extends HibernatingObject<Env> {
       }
     } else if ((call.phase === "offered" || call.phase === "claimed") && now >= call.offerDeadline) {
       this.apply({ type: "timeout", now });
+    } else if (now >= call.createdAt + CALL_MAX_AGE_MS && call.phase === "exchanged") {
+      // Signaling finished long ago and nothing more can happen to it: no end to record first.
+      this.record = undefined;
+      await this.ctx.storage.deleteAll();
+      return;
     } else if (now >= call.createdAt + CALL_MAX_AGE_MS) {
       this.apply({ type: "reject", code: Code.DeadlineExceeded, message: "call exceeded its maximum age", now });
     } else if (call.phase !== "exchanged" && this.uncollectedSince(now - SIGNAL_TTL_MS)) {
@@ -378,6 +383,12 @@ export class CallObject extends HibernatingObject<Env> {
         return this.asParty(side, identity, { type: "fail", from: side, code: request.code, message: request.message, now });
       case "hangup":
         return this.asParty(side, identity, { type: "hangup", from: side, now });
+      case "timeout": {
+        const call = this.record?.call;
+        if (!call || (call.phase !== "offered" && call.phase !== "claimed") || now < call.offerDeadline) return success(undefined);
+        const timedOut = this.apply({ type: "timeout", now });
+        return timedOut.ok ? success(undefined) : timedOut;
+      }
       case "peerGone": {
         const call = this.record?.call;
         // The caller came back, or sent its done meanwhile: nothing is wrong.
@@ -531,7 +542,10 @@ export class CallObject extends HibernatingObject<Env> {
     if (call.phase === "ended") times.push(call.end!.at + CALL_RETENTION_MS);
     else {
       times.push(call.createdAt + CALL_MAX_AGE_MS);
-      if (call.phase === "offered" || call.phase === "claimed") times.push(call.offerDeadline);
+      // While the caller follows the call on a socket, its door keeps the offer deadline with a
+      // timer of its own (a waiting Worker costs nothing) and asks for the timeout: the alarm is
+      // then written once per call, not once for the deadline and again after the answer.
+      if ((call.phase === "offered" || call.phase === "claimed") && !this.socketOf("caller")) times.push(call.offerDeadline);
       else if (call.phase !== "exchanged") {
         for (const side of SIDES) {
           const first = record.backlog[side].find((s) => s.seq >= record.read[side]);

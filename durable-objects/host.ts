@@ -16,6 +16,7 @@ import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating
 import { failure, success, type Result } from "./result";
 import type { HostPush, HostRequest } from "./spine-messages";
 import { fullBucket, takeTokens, type TokenBucket } from "./token-bucket";
+import { refusal } from "../worker/rate-limit";
 
 // WITHOUT ROWID: a text primary key is then the table itself, not a second index beside it, so
 // each insert, update and delete writes one row where SQLite's billing would count two. `seq`
@@ -80,6 +81,12 @@ export class HostObject extends HibernatingObject<Env> {
     const door = url.searchParams.get("door") as Door | null;
     if (!answerer || !door) return new Response("answerer and door are required", { status: 400 });
     const only = url.searchParams.get("only") ?? undefined;
+    if (url.searchParams.get("admit") === "1") {
+      // The door had no leased token for this identity: this object keeps its bucket, so the
+      // socket's own request admits it (worker/rate-limit.ts admitFromLease).
+      const refused = this.takeToken();
+      if (refused) return refused;
+    }
     this.ctx.acceptWebSocket(ws);
     attachments.set(ws, { v: 1, answerer, door, since: Date.now(), ...(only ? { only } : {}) });
     this.dispatch(Date.now());
@@ -154,7 +161,18 @@ export class HostObject extends HibernatingObject<Env> {
   }
 
   /** Hands a Worker isolate up to `want` of this identity's request tokens (worker/rate-limit.ts). */
+  private takeToken(): Response | undefined {
+    const { granted, retryAfterMs } = this.leaseNow(1);
+    if (granted > 0) return undefined;
+    const { message } = refusal(this.hostName(), Math.max(1, retryAfterMs));
+    return Response.json({ code: Code.ResourceExhausted, message }, { status: 429 });
+  }
+
   async lease(want: number): Promise<{ granted: number; retryAfterMs: number }> {
+    return this.leaseNow(want);
+  }
+
+  private leaseNow(want: number): { granted: number; retryAfterMs: number } {
     const now = Date.now();
     const taken = takeTokens(this.requestBucket ?? fullBucket(REQUEST_BURST, now), now, want, REQUESTS_PER_SECOND, REQUEST_BURST);
     this.requestBucket = taken.bucket;

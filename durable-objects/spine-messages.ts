@@ -27,6 +27,8 @@ export type CallRequest = { id: number } & (
   | { op: "done" }
   | { op: "fail"; code: Code; message: string }
   | { op: "hangup" }
+  /** The caller's door saw the offer deadline pass with no answer (it keeps that timer). */
+  | { op: "timeout" }
   /** The callee's door waited CALLER_DONE_WAIT_MS after `peerLeft` and heard nothing. */
   | { op: "peerGone" });
 

@@ -37,8 +37,10 @@ export interface TakenCall {
  */
 export async function waitForCall(env: Env, hosts: string[], door: Door, opts: {
   only?: string; abort: AbortSignal; heartbeatMs: number; onIdle?: () => Promise<boolean> | boolean;
+  /** The host objects admit the request against the identity's rate (worker/rate-limit.ts). */
+  admit?: boolean;
 }): Promise<TakenCall | null> {
-  const answerer = await Answerer.open(env, hosts, door, opts.only);
+  const answerer = await Answerer.open(env, hosts, door, opts.only, opts.admit);
   let taken: Awaited<ReturnType<Answerer["take"]>> = null;
   try {
     while (!taken && !opts.abort.aborted) {

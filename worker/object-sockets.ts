@@ -45,6 +45,7 @@ export class CallSocket {
   private closing = false;
   private reconnects = 0;
   private peerTimer: number | null = null;
+  private deadlineTimer: number | null = null;
   /** The object said the call has ended (not only that the other side is done). */
   callEnded = false;
 
@@ -60,6 +61,9 @@ export class CallSocket {
       socket.close(1000);
       throw new ConnectError(started.message, started.code);
     }
+    // The offer deadline is kept here, not by an alarm: the object times the call out when asked
+    // after the deadline (and ignores the request once the call has been answered).
+    socket.deadlineTimer = setTimeout(() => void socket.request({ op: "timeout" }), Math.max(0, call.deadline - Date.now()) + 1);
     return socket;
   }
 
@@ -96,6 +100,7 @@ export class CallSocket {
       if (push.seq < this.cursor) return; // resent after a reconnect, and already yielded
       this.cursor = push.seq + 1;
       clearTimeout(this.peerTimer);
+      if (push.signal.kind !== "candidate") clearTimeout(this.deadlineTimer);
       this.pushed.push(push.signal);
     } else if ("end" in push) {
       this.callEnded = push.over;
@@ -168,6 +173,7 @@ export class CallSocket {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.peerTimer);
+    clearTimeout(this.deadlineTimer);
     this.pushed.close();
     try {
       this.ws?.close(code, reason);
@@ -189,18 +195,18 @@ export class Answerer {
   private readonly answererId = crypto.randomUUID();
   private readonly reconnects = new Map<string, number>();
 
-  private constructor(private readonly env: Env, private readonly hosts: string[], private readonly door: Door,
-    private readonly only?: string) {}
+  private constructor(private readonly env: Env, private readonly door: Door, private readonly only?: string) {}
 
-  static async open(env: Env, hosts: string[], door: Door, only?: string): Promise<Answerer> {
-    const answerer = new Answerer(env, hosts, door, only);
-    await Promise.all(hosts.map((host) => answerer.connect(host)));
+  static async open(env: Env, hosts: string[], door: Door, only?: string, admit = false): Promise<Answerer> {
+    const answerer = new Answerer(env, door, only);
+    await Promise.all(hosts.map((host) => answerer.connect(host, admit)));
     return answerer;
   }
 
-  private async connect(host: string): Promise<void> {
+  /** `admit`: the first socket's request is admitted by the host object (a reconnect is not). */
+  private async connect(host: string, admit = false): Promise<void> {
     const opened = await connect(this.env.HOSTS.getByName(host), {
-      answerer: this.answererId, door: this.door, ...(this.only ? { only: this.only } : {}) });
+      answerer: this.answererId, door: this.door, ...(this.only ? { only: this.only } : {}), ...(admit ? { admit: "1" } : {}) });
     if (!opened.ok) throw new ConnectError(opened.message, opened.code);
     const ws = opened.value;
     this.sockets.set(host, ws);

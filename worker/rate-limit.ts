@@ -21,16 +21,7 @@ const leases = new Map<string, Lease>();
 export async function admit(env: Env, identity: string): Promise<void> {
   for (;;) {
     const lease = leaseOf(identity);
-    const now = Date.now();
-    // Tokens first: a concurrent renewal may have been refused after others were granted.
-    if (lease.tokens > 0 && now < lease.expiresAt) {
-      lease.tokens--;
-      return;
-    }
-    if (now < lease.refusedUntil) {
-      throw new ConnectError(`${identity} makes more than ${REQUESTS_PER_SECOND} requests a second; retry in ${lease.refusedUntil - now} ms`,
-        Code.ResourceExhausted);
-    }
+    if (admitFromLease(identity, lease)) return;
     // Each request short of a token leases for itself. Sharing one renewal promise between
     // concurrent requests would make one request await I/O begun by another: workerd then runs
     // the waiter's continuation in the other's context (its own request body becomes "I/O on
@@ -38,6 +29,29 @@ export async function admit(env: Env, identity: string): Promise<void> {
     // numbers are shared; a concurrent renewal's spare tokens are spent by the next requests.
     await renew(env, identity, lease);
   }
+}
+
+/**
+ * Spends a token this isolate already holds for `identity` (true), or says it holds none (false),
+ * so that a request that talks to the identity's HostObject anyway (a Voice stream opening its
+ * answerer socket) has the object admit it there instead of leasing first. Throws
+ * resource_exhausted while a refusal is remembered.
+ */
+export function admitFromLease(identity: string, lease = leaseOf(identity)): boolean {
+  const now = Date.now();
+  // Tokens first: a concurrent renewal may have been refused after others were granted.
+  if (lease.tokens > 0 && now < lease.expiresAt) {
+    lease.tokens--;
+    return true;
+  }
+  if (now < lease.refusedUntil) throw refusal(identity, lease.refusedUntil - now);
+  return false;
+}
+
+/** The error a request over the identity's rate gets. */
+export function refusal(identity: string, retryAfterMs: number): ConnectError {
+  return new ConnectError(`${identity} makes more than ${REQUESTS_PER_SECOND} requests a second; retry in ${retryAfterMs} ms`,
+    Code.ResourceExhausted);
 }
 
 function leaseOf(identity: string): Lease {

@@ -8,7 +8,7 @@ import { requireIdentity } from "./auth";
 import { abandon, orThrow, serveCallee, waitForCall, type CallSocket, type TakenCall } from "./call-streams";
 import { envOf } from "./connect-context";
 import { ANSWERER_HEARTBEAT_MS } from "./limits";
-import { admit } from "./rate-limit";
+import { admitFromLease } from "./rate-limit";
 import { sdpFromViam, sdpToViam } from "./viam-sdp";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -57,7 +57,9 @@ export function voice(router: ConnectRouter): void {
     async *connect(signals, ctx) {
       const env = envOf(ctx);
       const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
-      await admit(env, identity);
+      // Admitted with a token this isolate holds, or else by the host object the stream's socket
+      // opens anyway: no separate lease request.
+      const admitted = admitFromLease(identity);
       const only = ctx.requestHeader.get(VOICE_CALL_ID_HEADER) ?? undefined;
       if (only !== undefined && !UUID.test(only)) throw new ConnectError("voice-call-id is not a call id", Code.InvalidArgument);
       // Read the client while waiting for a call: a signal before any offer is an error, and a
@@ -67,7 +69,7 @@ export function voice(router: ConnectRouter): void {
       let first: IteratorResult<ClientSignal> | undefined;
       const spoke = new AbortController();
       early.then((r) => { first = r; spoke.abort(); }, () => spoke.abort());
-      const call = await waitForCall(env, [identity], "voice", { only: only?.toLowerCase(),
+      const call = await waitForCall(env, [identity], "voice", { only: only?.toLowerCase(), admit: !admitted,
         abort: AbortSignal.any([ctx.signal, spoke.signal]), heartbeatMs: ANSWERER_HEARTBEAT_MS });
       ctx.signal.throwIfAborted();
       // The client spoke (or left) before any offer. A call handed out in the same instant goes
