@@ -1,12 +1,12 @@
 // Mounts a Connect router's universal handlers on Hono routes (there is no ready-made Hono
 // adapter): Connect, gRPC-web and their JSON variants, with the Worker's env in context values.
 import { Code, createConnectRouter, createContextValues, type ConnectRouter } from "@connectrpc/connect";
-import { universalServerRequestFromFetch, universalServerResponseToFetch, type UniversalHandler } from "@connectrpc/connect/protocol";
+import { universalServerResponseToFetch, type UniversalHandler } from "@connectrpc/connect/protocol";
 import type { Hono } from "hono";
 import { envKey } from "./connect-context";
 import { publicErrors } from "./connect-errors";
 import type { AppEnv, Env } from "./env";
-import { MAX_RPC_MESSAGE_BYTES, MAX_RPC_TIMEOUT_MS } from "./limits";
+import { MAX_DRAINED_REQUEST_BYTES, MAX_RPC_MESSAGE_BYTES, MAX_RPC_TIMEOUT_MS } from "./limits";
 
 /**
  * connect's protocol negotiation refuses bidi streams when told the request is HTTP/1.x,
@@ -37,9 +37,109 @@ export function contextValuesFor(env: Env) {
 
 /** Runs one universal handler for a fetch Request. */
 export async function serveConnect(handler: UniversalHandler, request: Request, env: Env): Promise<Response> {
-  const uReq = universalServerRequestFromFetch(request, { httpVersion: FULL_DUPLEX_HTTP_VERSION });
-  const uRes = await handler({ ...uReq, contextValues: contextValuesFor(env) });
-  return parseErrorsAsInvalidArgument(handler, universalServerResponseToFetch(uRes));
+  const body = requestBody(request, handler.method.methodKind !== "bidi_streaming");
+  const uRes = await handler({
+    httpVersion: FULL_DUPLEX_HTTP_VERSION,
+    method: request.method,
+    url: request.url,
+    header: request.headers,
+    body: body.chunks,
+    signal: request.signal,
+    contextValues: contextValuesFor(env),
+  });
+  const res = universalServerResponseToFetch(uRes);
+  if (handler.method.methodKind !== "unary" && res.body !== null) return endingAfterSettle(res, body);
+  // A unary answer is complete once the handler returns: settle the body before it is sent.
+  try {
+    return await parseErrorsAsInvalidArgument(handler, res);
+  } finally {
+    await body.settle();
+  }
+}
+
+interface RequestBody {
+  /** The body as connect reads it. */
+  chunks: AsyncIterable<Uint8Array>;
+  /** Reads what connect left of the body and drops it, or cancels the body (see requestBody). */
+  settle(): Promise<void>;
+}
+
+/**
+ * The request body, read through one reader of ours. connect-es stops reading at a message over
+ * readMaxBytes (for unary, before reading at all when content-length is over) and answers at
+ * once, leaving the rest unread and the stream locked to its reader; workerd then closes the
+ * connection with the client's bytes still arriving, and an HTTP/1.1 client, which sends its
+ * whole body before it reads, gets a cut-off answer instead of the error. So the rest is read and
+ * dropped (up to MAX_DRAINED_REQUEST_BYTES) before the answer ends, when the client is sure to
+ * stop sending: a content-length says when it will, and so does any kind of method but bidi (its
+ * client sends one message, or a finite list, and ends its body). A bidi client without a
+ * content-length may be waiting for our end of stream before it ends its own, so its body is
+ * cancelled instead, as an HTTP/2 server resets a stream whose response is complete (RFC 9113 §8.1).
+ */
+function requestBody(request: Request, endsOnItsOwn: boolean): RequestBody {
+  const reader = request.body?.getReader();
+  const declared = Number(request.headers.get("content-length") ?? Number.NaN);
+  let finished = reader === undefined;
+  let received = 0;
+  async function next(): Promise<IteratorResult<Uint8Array, undefined>> {
+    if (finished) return { done: true, value: undefined };
+    const chunk = await reader!.read();
+    if (chunk.done) {
+      finished = true;
+      return { done: true, value: undefined };
+    }
+    received += chunk.value.byteLength;
+    return chunk;
+  }
+  async function cancel(reason?: unknown) {
+    if (finished) return;
+    finished = true;
+    await reader!.cancel(reason).catch(() => undefined);
+  }
+  return {
+    // connect calls throw() to stop reading early; as in its own fetch adapter, that cancels the
+    // body, so a read the handler is blocked in ends.
+    chunks: {
+      [Symbol.asyncIterator]: () => ({
+        next,
+        async throw(reason?: unknown) {
+          await cancel(reason);
+          return { done: true, value: undefined };
+        },
+      }),
+    },
+    async settle() {
+      const drain = Number.isFinite(declared) ? declared <= MAX_DRAINED_REQUEST_BYTES : endsOnItsOwn;
+      try {
+        while (drain && !finished && received <= MAX_DRAINED_REQUEST_BYTES) await next();
+      } catch {
+        // The client went away mid-body: nothing is left to answer, nor to drain.
+      }
+      await cancel();
+    },
+  };
+}
+
+/** A streaming response whose end waits for the request body to be settled. */
+function endingAfterSettle(res: Response, body: RequestBody): Response {
+  const source = res.body!.getReader();
+  let cancelled = false;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const chunk = await source.read();
+      if (cancelled) return;
+      if (!chunk.done) return controller.enqueue(chunk.value);
+      await body.settle();
+      controller.close();
+    },
+    // The client went away: its stream ends as connect's own fetch adapter ends it, body untouched
+    // by us, so the handler sees the same disconnect it always has.
+    cancel(reason) {
+      cancelled = true;
+      return source.cancel(reason);
+    },
+  });
+  return new Response(stream, res);
 }
 
 const PARSE_ERROR = /^parse (binary|json)/;
