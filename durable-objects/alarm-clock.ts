@@ -21,6 +21,11 @@ export class AlarmClock {
     else await this.storage.setAlarm(at);
   }
 
+  /** The object knows its alarm without reading it: an object with no storage yet has none. */
+  knownUnset(): void {
+    this.at ??= null;
+  }
+
   /** The alarm fired, so the runtime no longer holds it: the next `set` writes whatever it is told. */
   fired(): void {
     this.at = null;

@@ -114,6 +114,7 @@ export class CallObject extends HibernatingObject<Env> {
   private record: CallRecord | undefined;
   /** The counters as last written, to tell whether a closing socket takes unwritten ones along. */
   private storedCounters = "";
+  private schemaReady = false;
   /** Notifications to watchers go out one after another, so a watcher never hears of the end
    * before the answer that preceded it. */
   private notified: Promise<void> = Promise.resolve();
@@ -293,14 +294,17 @@ export class CallObject extends HibernatingObject<Env> {
   // ---- The shell ---------------------------------------------------------------------------
 
   private load(): void {
-    let body: string | undefined;
-    try {
-      body = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM call_state WHERE id = 1").toArray()[0]?.body;
-    } catch {
-      // No table yet: a call object is created by its first write, not by being looked at.
+    const sql = this.ctx.storage.sql;
+    // A call object is created by its first write, not by being looked at: until then it has no
+    // table (and no alarm to read back).
+    this.schemaReady = sql.exec<{ n: number }>(
+      "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'call_state'").one().n > 0;
+    const body = this.schemaReady
+      ? sql.exec<{ body: string }>("SELECT body FROM call_state WHERE id = 1").toArray()[0]?.body : undefined;
+    if (!body) {
+      this.alarmClock.knownUnset();
       return;
     }
-    if (!body) return;
     const record = JSON.parse(body) as CallRecord;
     this.storedCounters = countersOf(record);
     // Milliseconds since the epoch × 1000: above every seq an earlier instance handed out, unless
@@ -491,7 +495,10 @@ export class CallObject extends HibernatingObject<Env> {
   private persist(): void {
     const record = this.record!;
     const sql = this.ctx.storage.sql;
-    sql.exec(SCHEMA);
+    if (!this.schemaReady) {
+      sql.exec(SCHEMA);
+      this.schemaReady = true;
+    }
     // An upsert writes one row; INSERT OR REPLACE deletes and inserts, two.
     sql.exec(`INSERT INTO call_state (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body`,
       JSON.stringify(record));
@@ -508,8 +515,9 @@ export class CallObject extends HibernatingObject<Env> {
       const ws = this.socketOf(side);
       if (!ws) continue;
       const mark = attachments.get(ws)!;
-      attachments.set(ws, { ...mark, read: record.read[side], candidates: record.call.candidates[side],
-        doneAt: record.doneAt[side] ?? null });
+      const doneAt = record.doneAt[side] ?? null;
+      if (mark.read === record.read[side] && mark.candidates === record.call.candidates[side] && mark.doneAt === doneAt) continue;
+      attachments.set(ws, { ...mark, read: record.read[side], candidates: record.call.candidates[side], doneAt });
     }
   }
 
@@ -571,8 +579,10 @@ function refusal(result: { code: Code; message: string }): Response {
   return Response.json({ code: result.code, message: result.message }, { status: 409 });
 }
 
+/** What a socket's attachment may hold that the row does not, and that must not be lost with it.
+ * (`read` is left out: a side that closed has read what it was sent.) */
 function countersOf(record: CallRecord): string {
-  return JSON.stringify([record.read, record.call.candidates, record.call.done]);
+  return JSON.stringify([record.call.candidates, record.call.done]);
 }
 
 function summarize(call: CallState): CallSummary {
