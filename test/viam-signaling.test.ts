@@ -46,6 +46,18 @@ async function waitOnline(host: string) {
   throw new Error(`${host} never came online`);
 }
 
+/** A host online on one Answer stream and alice's Call to it, up to the offer the host received.
+ * `signal` aborts the Call. */
+async function placedCall(signal?: AbortSignal) {
+  const host = uniqueHost();
+  const answerer = await openAnswerer(host);
+  await waitOnline(host);
+  const caller = await signaling("alice", host);
+  const responses = caller.call({ sdp: "offer" }, { signal })[Symbol.asyncIterator]();
+  const init = await answerer.next();
+  return { host, answerer, caller, responses, uuid: init!.uuid };
+}
+
 async function collect(stream: AsyncIterable<CallResponse>) {
   const got: CallResponse[] = [];
   for await (const r of stream) got.push(r);
@@ -351,14 +363,8 @@ describe("Viam SignalingService", () => {
   });
 
   it(`ends the host's Answer stream with an error stage within CALLER_DONE_WAIT_MS (${CALLER_DONE_WAIT_MS / 1000} s) when the caller aborts after the host sent answer, candidate and done`, async () => {
-    const host = uniqueHost();
-    const answerer = await openAnswerer(host);
-    await waitOnline(host);
-    const caller = await signaling("alice", host);
     const abort = new AbortController();
-    const responses = caller.call({ sdp: "offer" }, { signal: abort.signal })[Symbol.asyncIterator]();
-    const init = await answerer.next();
-    const uuid = init!.uuid;
+    const { answerer, responses, uuid } = await placedCall(abort.signal);
     answerer.send({ uuid, stage: { case: "init", value: { sdp: "answer" } } });
     answerer.send({ uuid, stage: { case: "update", value: { candidate: cand(1) } } });
     answerer.send({ uuid, stage: { case: "done", value: {} } });
@@ -377,14 +383,9 @@ describe("Viam SignalingService", () => {
   });
 
   it("ends the host's Answer stream with an error stage CALLER_DONE_WAIT_MS after a Call stream that ended on the host's done, when no CallUpdate(done) follows", async () => {
-    const host = uniqueHost();
-    const answerer = await openAnswerer(host);
-    await waitOnline(host);
-    const caller = await signaling("alice", host);
-    const responses = caller.call({ sdp: "offer" })[Symbol.asyncIterator]();
-    const init = await answerer.next();
-    answerer.send({ uuid: init!.uuid, stage: { case: "init", value: { sdp: "answer" } } });
-    answerer.send({ uuid: init!.uuid, stage: { case: "done", value: {} } });
+    const { answerer, responses, uuid } = await placedCall();
+    answerer.send({ uuid, stage: { case: "init", value: { sdp: "answer" } } });
+    answerer.send({ uuid, stage: { case: "done", value: {} } });
     expect((await responses.next()).value?.stage.case).toBe("init");
     expect((await responses.next()).done).toBe(true);
     const ended = Date.now();
@@ -395,14 +396,9 @@ describe("Viam SignalingService", () => {
   });
 
   it("ends the host's Answer stream with an error stage at once when the caller's Call stream is cancelled before the host is done", async () => {
-    const host = uniqueHost();
-    const answerer = await openAnswerer(host);
-    await waitOnline(host);
-    const caller = await signaling("alice", host);
     const abort = new AbortController();
-    const responses = caller.call({ sdp: "offer" }, { signal: abort.signal })[Symbol.asyncIterator]();
-    const init = await answerer.next();
-    answerer.send({ uuid: init!.uuid, stage: { case: "init", value: { sdp: "answer" } } });
+    const { answerer, responses, uuid } = await placedCall(abort.signal);
+    answerer.send({ uuid, stage: { case: "init", value: { sdp: "answer" } } });
     expect((await responses.next()).value?.stage.case).toBe("init");
     const aborted = Date.now();
     abort.abort();
