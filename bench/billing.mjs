@@ -377,7 +377,9 @@ export function costs(callCount, audioCount, signalingResult) {
   // alarm invocations per call after the run, derived. A call hung up before 60 s skips the second.
   const countedAlarms = total(c.alarms);
   const pendingCallAlarms = c.pendingAlarms?.CallObject?.count ?? 0;
-  const callAlarmsPending = 3;
+  // Each CallObject is left with one alarm pending (its maximum age, 12 h after the start), which
+  // deletes an exchanged call when it fires: one invocation per pending alarm, counted as pending.
+  const callAlarmsPending = round(pendingCallAlarms / n, 2);
   const setup = {
     calls: n,
     workerRequests: round(c.workerRequests / n, 2),
@@ -396,10 +398,13 @@ export function costs(callCount, audioCount, signalingResult) {
     ...setupActivity(callCount),
   };
   setup.doRequests = round(setup.doRpcAndFetch + setup.doAlarmsCounted + setup.doAlarmsDerived + setup.wsMessagesIn / PRICES.wsMessagesPerBilledRequest, 2);
-  // Durable Object duration of a setup: the CallObject is active while a door long-polls it, from
-  // Call to the end of the exchange; here the local median, production adds network round trips.
-  const activeSeconds = (signalingResult?.sequential?.median ?? 20) / 1000;
-  setup.doActiveSecondsAssumed = round(activeSeconds, 4);
+  // Durable Object duration of a setup: the time its objects had a handler in flight, as counted
+  // (objects sleep between messages, and waiting answerers hibernate).
+  const activeSeconds = setup.doActiveSecondsCounted ?? (signalingResult?.sequential?.median ?? 20) / 1000;
+  setup.doActiveSecondsBilled = round(activeSeconds, 4);
+  // CPU time, billed per ms on Workers: the local server CPU per setup (runtime and dev proxy, so
+  // an upper bound for the edge, where there is no proxy).
+  setup.cpuMsPerSetup = signalingResult?.sequential?.serverCpuMsPerCall ?? null;
   const p = PRICES;
   const perMillion = {
     workerRequests: round(setup.workerRequests * p.workerRequestPerMillion, 3),
@@ -409,6 +414,8 @@ export function costs(callCount, audioCount, signalingResult) {
     doDuration: round(activeSeconds * p.objectGb * p.doGbSecondPerMillion, 3),
   };
   perMillion.total = round(Object.values(perMillion).reduce((s, v) => s + v, 0), 2);
+  perMillion.cpuMs = setup.cpuMsPerSetup === null ? null : round(setup.cpuMsPerSetup * p.workerCpuMsPerMillion, 3);
+  perMillion.totalWithCpu = perMillion.cpuMs === null ? null : round(perMillion.total + perMillion.cpuMs, 2);
   perMillion.requestsOnly = round(perMillion.workerRequests + perMillion.doRequests, 2);
   setup.costPerMillionCallsUsd = perMillion;
 
@@ -436,16 +443,9 @@ export function costs(callCount, audioCount, signalingResult) {
   };
   audio.costPerMillionMinutesUsd.total = round(Object.values(audio.costPerMillionMinutesUsd).reduce((sum, v) => sum + v, 0), 2);
 
-  // A callee online and idle: its Voice stream long-polls HostObject.next (15 s each,
-  // ANSWERER_HEARTBEAT_MS), so the object always has a request in flight and is never
-  // hibernation-eligible: billed duration for every second online, plus one request per poll.
-  const hour = 3600;
-  const idleCallee = {
-    doGbSecondsPerHour: round(hour * p.objectGb, 1),
-    doRequestsPerHour: hour / 15,
-    usdPerHour: round((hour * p.objectGb * p.doGbSecondPerMillion + (hour / 15) * p.doRequestPerMillion) / 1e6, 6),
-  };
-  idleCallee.usdPer30Days = round(idleCallee.usdPerHour * 24 * 30, 2);
+  // A callee online and idle holds a hibernated socket on its HostObject: no handler runs, so no
+  // duration and no request (Viam heartbeats come from the Worker; the idle part counts this).
+  const idleCallee = { doGbSecondsPerHour: 0, doRequestsPerHour: 0, usdPerHour: 0, usdPer30Days: 0 };
   return { setup, audio, onlineCallee: idleCallee };
 }
 

@@ -284,9 +284,10 @@ function buildRows(j) {
       rows.push([`Durable Object active seconds per call setup (counted over the ${b.setup.countWindowSeconds} s count, ${Object.entries(b.setup.doActiveSecondsByClass).map(([k, v]) => `${k} ${v}`).join(", ")})`, b.setup.doActiveSecondsCounted, "n/a"]);
     }
     rows.push(["cost per 1 M call setups, USD (requests + rows + duration)", b.setup.costPerMillionCallsUsd.total, "n/a"]);
+    rows.push([`cost per 1 M call setups with CPU billed (${b.setup.cpuMsPerSetup} CPU-ms a setup, local, dev proxy included), USD`, b.setup.costPerMillionCallsUsd.totalWithCpu, "n/a"]);
     rows.push(["billed DO requests per minute of relayed audio (WS in at 20:1 + alarms)", b.audio.billedDoRequestsPerMinute, "n/a"]);
     rows.push(["cost per 1 M minutes of relayed audio, USD", b.audio.costPerMillionMinutesUsd.total, "n/a"]);
-    rows.push(["cost of one callee online for 30 days (its HostObject awake in the long-poll), USD", b.onlineCallee.usdPer30Days, "n/a"]);
+    rows.push(["object cost of one callee online for 30 days (a hibernated socket: see the idle part), USD", b.onlineCallee.usdPer30Days, "n/a"]);
   }
   return rows.map(([metric, ours, peerjs]) => [metric, ours ?? null, peerjs ?? null, ratio(ours, peerjs)]);
 }

@@ -112,8 +112,9 @@ const other = (side: Side): Side => (side === "caller" ? "callee" : "caller");
 
 export class CallObject extends HibernatingObject<Env> {
   private record: CallRecord | undefined;
-  /** The counters as last written, to tell whether a closing socket takes unwritten ones along. */
-  private storedCounters = "";
+  /** Each side's counters as last written, to tell whether its closing socket takes unwritten
+   * ones along. */
+  private storedCounters: Record<Side, string> = { caller: "", callee: "" };
   private schemaReady = false;
   /** Notifications to watchers go out one after another, so a watcher never hears of the end
    * before the answer that preceded it. */
@@ -259,7 +260,7 @@ export class CallObject extends HibernatingObject<Env> {
       if (callee) send(callee, { peerLeft: true });
     }
     // Counters this socket carried that no write has taken yet leave with it unless written now.
-    if (countersOf(record) !== this.storedCounters) this.persist();
+    if (countersOf(record, side) !== this.storedCounters[side]) this.persist();
   }
 
   async alarm(): Promise<void> {
@@ -306,7 +307,7 @@ export class CallObject extends HibernatingObject<Env> {
       return;
     }
     const record = JSON.parse(body) as CallRecord;
-    this.storedCounters = countersOf(record);
+    this.storedCounters = { caller: countersOf(record, "caller"), callee: countersOf(record, "callee") };
     // Milliseconds since the epoch × 1000: above every seq an earlier instance handed out, unless
     // it sent over a thousand signals per millisecond of its life (a call carries a few hundred).
     record.nextSeq = Math.max(record.nextSeq, Date.now() * SEQS_PER_MS);
@@ -502,7 +503,7 @@ export class CallObject extends HibernatingObject<Env> {
     // An upsert writes one row; INSERT OR REPLACE deletes and inserts, two.
     sql.exec(`INSERT INTO call_state (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body`,
       JSON.stringify(record));
-    this.storedCounters = countersOf(record);
+    this.storedCounters = { caller: countersOf(record, "caller"), callee: countersOf(record, "callee") };
     this.mark();
     void this.scheduleAlarm();
   }
@@ -553,8 +554,9 @@ export class CallObject extends HibernatingObject<Env> {
       // While the caller follows the call on a socket, its door keeps the offer deadline with a
       // timer of its own (a waiting Worker costs nothing) and asks for the timeout: the alarm is
       // then written once per call, not once for the deadline and again after the answer.
-      if ((call.phase === "offered" || call.phase === "claimed") && !this.socketOf("caller")) times.push(call.offerDeadline);
-      else if (call.phase !== "exchanged") {
+      const unanswered = call.phase === "offered" || call.phase === "claimed";
+      if (unanswered && !this.socketOf("caller")) times.push(call.offerDeadline);
+      else if (!unanswered && call.phase !== "exchanged") {
         for (const side of SIDES) {
           const first = record.backlog[side].find((s) => s.seq >= record.read[side]);
           if (first) times.push(first.at + SIGNAL_TTL_MS);
@@ -579,10 +581,10 @@ function refusal(result: { code: Code; message: string }): Response {
   return Response.json({ code: result.code, message: result.message }, { status: 409 });
 }
 
-/** What a socket's attachment may hold that the row does not, and that must not be lost with it.
+/** What the socket of `side` may hold that the row does not, and that must not be lost with it.
  * (`read` is left out: a side that closed has read what it was sent.) */
-function countersOf(record: CallRecord): string {
-  return JSON.stringify([record.call.candidates, record.call.done]);
+function countersOf(record: CallRecord, side: Side): string {
+  return `${record.call.candidates[side]}:${record.call.done[side]}`;
 }
 
 function summarize(call: CallState): CallSummary {

@@ -52,10 +52,19 @@ export class CallSocket {
   private constructor(private readonly env: Env, readonly callId: string, private readonly side: Side,
     private readonly identity: string) {}
 
-  /** The caller's socket: creates the call and rings its host (not_found when nobody answers). */
-  static async start(env: Env, callId: string, call: StartCall): Promise<CallSocket> {
+  /** The caller's socket: creates the call and rings its host (not_found when nobody answers).
+   * The socket opens while `admitted` (the caller's rate check) settles; the call is created only
+   * once it has, so a refused request leaves nothing behind but a closed socket. */
+  static async start(env: Env, callId: string, call: StartCall, admitted: Promise<void>): Promise<CallSocket> {
     const socket = new CallSocket(env, callId, "caller", call.caller.identity);
-    await socket.open({ side: "caller", identity: call.caller.identity, start: "1" });
+    const [opened] = await Promise.allSettled([socket.open({ side: "caller", identity: call.caller.identity, start: "1" }), admitted]);
+    try {
+      await admitted;
+      if (opened.status === "rejected") throw opened.reason;
+    } catch (err) {
+      socket.close(1000);
+      throw err;
+    }
     const started = await socket.request({ op: "start", call });
     if (!started.ok) {
       socket.close(1000);

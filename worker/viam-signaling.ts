@@ -13,7 +13,7 @@ import { abandon, callStub, CallSocket, orThrow, serveCallee, waitForCall } from
 import { envOf } from "./connect-context";
 import type { Env } from "./env";
 import { iceServersFor } from "./ice-config";
-import { admit } from "./rate-limit";
+import { admit, admitFromLease } from "./rate-limit";
 import { ANSWERER_HEARTBEAT_MS, MAX_ANSWER_HOSTS, NAME_PATTERN, OFFER_DEADLINE_MS } from "./limits";
 import { iceFromWire, iceToWire } from "./viam-ice";
 
@@ -102,14 +102,16 @@ export function viamSignaling(router: ConnectRouter): void {
     async *call(req, ctx) {
       const env = envOf(ctx);
       const identity = await requireIdentity(ctx.requestHeader, env.AUTH_SECRET);
-      await admit(env, identity);
       const [host] = hostsOf(ctx, 1);
       if (!req.sdp) throw new ConnectError("sdp is required", Code.InvalidArgument);
       const uuid = crypto.randomUUID();
+      // A token this isolate holds admits the call at once (a remembered refusal throws here, before
+      // any object is reached); else the lease and the call's socket go in parallel.
+      const admitted = admitFromLease(identity) ? Promise.resolve() : admit(env, identity);
       const socket = await CallSocket.start(env, uuid, {
         host, caller: { identity, door: "viam" }, sdp: req.sdp, disableTrickle: req.disableTrickle,
         callerToken: tokenFrom(ctx.requestHeader), deadline: Date.now() + OFFER_DEADLINE_MS,
-      });
+      }, admitted);
       // The client going away (tab closed, abort) closes the socket as abandoned: the host's
       // Answer stream ends with an error stage at once.
       const onAbort = () => abandon(socket);
