@@ -335,8 +335,8 @@ export async function countCalls(counting, protos, secret, calls) {
     // Every callee's stream ends once its exchange completes and a replacement registers.
     const until = Date.now() + 5_000;
     while (sides.some((s) => s.state.opened < 2) && Date.now() < until) await sleep(50);
-    // HostObject.enqueue arms an alarm at the offer's hand-over timeout (OFFER_ACK_TIMEOUT_MS, 2 s)
-    // that fires even though the call was taken: wait for the last call's, so each is counted.
+    // Settle: the last exchanges' sockets close, and the caller's door timer (the offer deadline is
+    // kept there, not in an alarm) has nothing left to ask; what their handlers do is counted.
     await sleep(2_300);
     const counts = await counting.counts();
     return { calls, ms: round(ms, 1), windowSeconds: round((performance.now() - t0) / 1000, 1), counts };
