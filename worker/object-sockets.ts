@@ -247,7 +247,7 @@ export class Answerer {
    * same sockets). A call taken elsewhere meanwhile is given back and the wait goes on.
    */
   async take(abort: AbortSignal): Promise<{ callId: string; host: string; socket: CallSocket } | null> {
-    const offers = this.offers[Symbol.asyncIterator]();
+    const offers = this.offerReader;
     while (true) {
       const aborted = new Promise<null>((resolve) => {
         if (abort.aborted) resolve(null);
@@ -276,6 +276,9 @@ export class Answerer {
     }
   }
 
+  /** One reader of the offers for every `take`, and the read a `take` that stopped left pending
+   * (the next `take` picks it up, so no offer is read and dropped). */
+  private readonly offerReader = this.offers[Symbol.asyncIterator]();
   private pendingOffer: Promise<IteratorResult<{ host: string; callId: string } | Error>> | undefined;
 
   /** Stops waiting. Every socket but the one of the host whose call was taken closes with
