@@ -1,7 +1,7 @@
 // Clients of the real Worker's doors for the fault, limit and decoder tests: a Viam caller, a
 // Voice callee, an audio-relay socket and a SIP account, each as small as those tests need.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import { env, exports } from "cloudflare:workers";
 import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
@@ -11,30 +11,13 @@ import { ClientSignalSchema, VoiceService, type Signal } from "../proto/gen/prot
 import { encode, type AudioPacket } from "../worker/audio-codec";
 import { clientFor, pushable } from "./connect-clients";
 import { tokenFor } from "./tokens";
+export { codeOf, errorOf } from "./rpc-outcomes";
 
 let seq = 0;
 /** A name no other test uses (identities, hosts, rooms, accounts). */
 export const unique = (role: string) => `${role}-${Date.now().toString(36)}-${seq++}`;
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function codeOf(p: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await p;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
-
-export async function errorOf(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the RPC to fail");
-}
 
 /** A candidate line that names its number, so order and duplicates show. */
 export const candidateLine = (n: number) => `candidate:${n} 1 udp 2122260223 10.0.${n >> 8}.${n & 255} ${50000 + n} typ host`;

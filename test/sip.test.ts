@@ -1,7 +1,7 @@
 // The ondewo.sip.Sip door through the real Worker, SipAccount, CallObject, HostObject and AudioRoom
 // objects, with the generated Connect client. vitest.config.ts sets the ring timeout to 3 s.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createFetchClient } from "@connectrpc/connect/protocol";
 import { createTransport } from "@connectrpc/connect/protocol-connect";
 import { encodeWaveFromBuffer, SampleFormat as WaveFormat } from "@echogarden/wave-codec";
@@ -15,6 +15,7 @@ import { AudioMessageType, decode, encode } from "../worker/audio-codec";
 import { MAX_WAV_FILES, MAX_WAV_TOTAL_BYTES, SIP_PBKDF2_ITERATIONS } from "../worker/limits";
 import { clientFor, pushable } from "./connect-clients";
 import { tokenFor } from "./tokens";
+import { codeOf, errorOf } from "./rpc-outcomes";
 
 type SipClient = Client<typeof Sip>;
 
@@ -34,24 +35,6 @@ async function withSession(who: string, autoAnswerInterval = 0) {
   const a = await account(who);
   await a.sip.startSession({ accountName: a.name, autoAnswerInterval });
   return a;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await p;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
-
-async function errorOf(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the RPC to fail");
 }
 
 async function waitForStatus(sip: SipClient, type: S, timeoutMs = 8_000): Promise<SipStatus> {

@@ -9,6 +9,7 @@ import {
 import { clientFor, pushable, type Protocol } from "./connect-clients";
 import { tokenFor } from "./tokens";
 import { CALLER_DONE_WAIT_MS } from "../worker/limits";
+import { codeOf } from "./rpc-outcomes";
 
 type AnswerInit = MessageInitShape<typeof AnswerResponseSchema>;
 
@@ -62,15 +63,6 @@ async function collect(stream: AsyncIterable<CallResponse>) {
   const got: CallResponse[] = [];
   for await (const r of stream) got.push(r);
   return got;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await p;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
 }
 
 const cand = (n: number) => ({ candidate: `candidate:${n} 1 udp 2122260223 10.0.0.${n} 5000${n} typ host`, sdpMid: "0", sdpmLineIndex: 0 });

@@ -8,6 +8,7 @@ import { candidateFromVoice } from "../worker/voice";
 import { sdpToViam } from "../worker/viam-sdp";
 import { clientFor, pushable } from "./connect-clients";
 import { tokenFor } from "./tokens";
+import { codeOf } from "./rpc-outcomes";
 
 type ClientInit = MessageInitShape<typeof ClientSignalSchema>;
 
@@ -39,15 +40,6 @@ async function waitOnline(host: string, answerers = 1) {
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`${host} never came online`);
-}
-
-async function codeOf(p: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await p;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
 }
 
 async function drain(stream: AsyncIterator<CallResponse>) {

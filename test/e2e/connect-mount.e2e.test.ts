@@ -1,7 +1,7 @@
 // Requests far over the message size limit over real HTTP/1.1 against wrangler dev: the client
 // sends its whole 4 MiB body before it reads, so it gets resource_exhausted only if the Worker
 // reads the unread rest of the body instead of leaving the runtime to cut the connection.
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-connect";
 import { trailerFlag, trailerParse } from "@connectrpc/connect/protocol-grpc-web";
@@ -9,6 +9,7 @@ import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/conn
 import { describe, expect, it } from "vitest";
 import { SignalingService } from "../../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { baseUrl, tokenFor } from "./server";
+import { codeOf } from "../rpc-outcomes";
 
 const FOUR_MIB = 4 * 1024 * 1024;
 const CALL_UPDATE = "/proto.rpc.webrtc.v1.SignalingService/CallUpdate";
@@ -33,15 +34,6 @@ function onlyFrame(body: Uint8Array): { flags: number; data: Uint8Array } {
   const length = new DataView(body.buffer, body.byteOffset).getUint32(1);
   expect(body.byteLength).toBe(5 + length);
   return { flags: body[0], data: body.subarray(5) };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await p;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
 }
 
 const oversizeCandidate = { uuid: crypto.randomUUID(), update: { case: "candidate" as const, value: { candidate: "x".repeat(FOUR_MIB) } } };
