@@ -269,22 +269,20 @@ export class CallObject extends HibernatingObject<Env> {
     if (!record) return;
     const { call } = record;
     const now = Date.now();
-    if (call.phase === "ended") {
-      if (now >= call.end!.at + CALL_RETENTION_MS) {
-        this.record = undefined;
-        await this.ctx.storage.deleteAll();
-        return;
-      }
-    } else if ((call.phase === "offered" || call.phase === "claimed") && now >= call.offerDeadline) {
-      this.apply({ type: "timeout", now });
-    } else if (now >= call.createdAt + CALL_MAX_AGE_MS && call.phase === "exchanged") {
-      // Signaling finished long ago and nothing more can happen to it: no end to record first.
+    // An ended call past its retention, or an exchanged one past its maximum age (signaling finished
+    // long ago and nothing more can happen to it: no end to record first), is deleted.
+    const expired = call.phase === "ended" ? now >= call.end!.at + CALL_RETENTION_MS
+      : call.phase === "exchanged" && now >= call.createdAt + CALL_MAX_AGE_MS;
+    if (expired) {
       this.record = undefined;
       await this.ctx.storage.deleteAll();
       return;
-    } else if (now >= call.createdAt + CALL_MAX_AGE_MS) {
+    }
+    if (awaitsAnswer(call) && now >= call.offerDeadline) {
+      this.apply({ type: "timeout", now });
+    } else if (call.phase !== "ended" && now >= call.createdAt + CALL_MAX_AGE_MS) {
       this.apply({ type: "reject", code: Code.DeadlineExceeded, message: "call exceeded its maximum age", now });
-    } else if (call.phase !== "exchanged" && this.uncollectedSince(now - SIGNAL_TTL_MS)) {
+    } else if (call.phase !== "exchanged" && call.phase !== "ended" && this.uncollectedSince(now - SIGNAL_TTL_MS)) {
       // Before the exchange completes, a signal nobody collected means its party is gone: end the
       // call so the other side is told instead of waiting.
       this.apply({ type: "timeout", now });
@@ -327,10 +325,10 @@ export class CallObject extends HibernatingObject<Env> {
     this.record = record;
   }
 
-  private begin(id: string, input: StartCall, onCreated?: () => void): Promise<Result<CallSummary>> | Result<CallSummary> {
+  private begin(id: string, input: StartCall): Promise<Result<CallSummary>> | Result<CallSummary> {
     const started = this.apply({ type: "start", id, host: input.host, caller: input.caller, sdp: input.sdp,
       disableTrickle: input.disableTrickle, deadline: input.deadline, callerToken: input.callerToken, now: Date.now(),
-      meta: input.meta }, onCreated);
+      meta: input.meta });
     if (!started.ok) return started;
     return this.env.HOSTS.getByName(input.host).enqueue(id, input.deadline).then((queued) => {
       if (queued.ok) return success(summarize(started.value));
@@ -390,7 +388,7 @@ export class CallObject extends HibernatingObject<Env> {
         return this.asParty(side, identity, { type: "hangup", from: side, now });
       case "timeout": {
         const call = this.record?.call;
-        if (!call || (call.phase !== "offered" && call.phase !== "claimed") || now < call.offerDeadline) return success(undefined);
+        if (!call || !awaitsAnswer(call) || now < call.offerDeadline) return success(undefined);
         const timedOut = this.apply({ type: "timeout", now });
         return timedOut.ok ? success(undefined) : timedOut;
       }
@@ -554,9 +552,9 @@ export class CallObject extends HibernatingObject<Env> {
       // While the caller follows the call on a socket, its door keeps the offer deadline with a
       // timer of its own (a waiting Worker costs nothing) and asks for the timeout: the alarm is
       // then written once per call, not once for the deadline and again after the answer.
-      const unanswered = call.phase === "offered" || call.phase === "claimed";
-      if (unanswered && !this.socketOf("caller")) times.push(call.offerDeadline);
-      else if (!unanswered && call.phase !== "exchanged") {
+      if (awaitsAnswer(call)) {
+        if (!this.socketOf("caller")) times.push(call.offerDeadline);
+      } else if (call.phase !== "exchanged") {
         for (const side of SIDES) {
           const first = record.backlog[side].find((s) => s.seq >= record.read[side]);
           if (first) times.push(first.at + SIGNAL_TTL_MS);
@@ -565,6 +563,11 @@ export class CallObject extends HibernatingObject<Env> {
     }
     await this.alarmClock.set(Math.min(...times));
   }
+}
+
+/** Before the answer: the offer deadline runs. */
+function awaitsAnswer(call: CallState): boolean {
+  return call.phase === "offered" || call.phase === "claimed";
 }
 
 function send(ws: WebSocket, push: CallPush): void {

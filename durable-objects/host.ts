@@ -131,8 +131,7 @@ export class HostObject extends HibernatingObject<Env> {
       if (pending >= MAX_PENDING_CALLS_PER_HOST) {
         return failure(Code.ResourceExhausted, `${MAX_PENDING_CALLS_PER_HOST} calls already wait for this host`);
       }
-      sql.exec(`INSERT OR IGNORE INTO waiting (call_id, seq, deadline)
-        VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM waiting), ?)`, callId, deadline);
+      this.line(callId, deadline);
     }
     this.ringStanding(callId, now);
     return success(undefined);
@@ -152,7 +151,7 @@ export class HostObject extends HibernatingObject<Env> {
 
   /** The call was taken (by a standing answerer, or through another door): it leaves the queue. */
   async ack(callId: string): Promise<void> {
-    if (this.schemaReady || this.hasTables()) this.sql.exec("DELETE FROM waiting WHERE call_id = ?", callId);
+    if (this.hasTables()) this.sql.exec("DELETE FROM waiting WHERE call_id = ?", callId);
   }
 
   /** A standing answerer is busy or gone: it stops counting as online at once. */
@@ -160,7 +159,7 @@ export class HostObject extends HibernatingObject<Env> {
     this.sql.exec("DELETE FROM answerers WHERE id = ?", account);
   }
 
-  /** Hands a Worker isolate up to `want` of this identity's request tokens (worker/rate-limit.ts). */
+  /** Admits one request from this identity's bucket, or answers the refusal a door reads back. */
   private takeToken(): Response | undefined {
     const { granted, retryAfterMs } = this.leaseNow(1);
     if (granted > 0) return undefined;
@@ -168,6 +167,7 @@ export class HostObject extends HibernatingObject<Env> {
     return Response.json({ code: Code.ResourceExhausted, message }, { status: 429 });
   }
 
+  /** Hands a Worker isolate up to `want` of this identity's request tokens (worker/rate-limit.ts). */
   async lease(want: number): Promise<{ granted: number; retryAfterMs: number }> {
     return this.leaseNow(want);
   }
@@ -220,7 +220,7 @@ export class HostObject extends HibernatingObject<Env> {
 
   /** Hands queued calls to idle answerers, oldest call first. */
   private dispatch(now: number): void {
-    if (!this.schemaReady && !this.hasTables()) return;
+    if (!this.hasTables()) return;
     this.purge(now);
     for (const { callId, deadline } of this.waitingCalls(now)) {
       if (!this.handOut(callId, deadline)) continue;
@@ -230,12 +230,17 @@ export class HostObject extends HibernatingObject<Env> {
 
   private requeue(callId: string, deadline: number): void {
     if (deadline <= Date.now() || this.handOut(callId, deadline)) return;
+    this.line(callId, deadline);
+  }
+
+  /** Puts a call at the end of the line (the one row a call writes here). */
+  private line(callId: string, deadline: number): void {
     this.sql.exec(`INSERT OR IGNORE INTO waiting (call_id, seq, deadline)
       VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM waiting), ?)`, callId, deadline);
   }
 
   private waitingCalls(now: number): { callId: string; deadline: number }[] {
-    if (!this.schemaReady && !this.hasTables()) return [];
+    if (!this.hasTables()) return [];
     return this.sql.exec<{ call_id: string; deadline: number }>(
       "SELECT call_id, deadline FROM waiting WHERE deadline > ? ORDER BY seq", now)
       .toArray().map((r) => ({ callId: r.call_id, deadline: r.deadline }));
@@ -251,7 +256,7 @@ export class HostObject extends HibernatingObject<Env> {
   }
 
   private standing(now: number): string[] {
-    if (!this.schemaReady && !this.hasTables()) return [];
+    if (!this.hasTables()) return [];
     return this.sql.exec<{ id: string }>("SELECT id FROM answerers WHERE last_seen > ?", now).toArray().map((r) => r.id);
   }
 
@@ -260,18 +265,17 @@ export class HostObject extends HibernatingObject<Env> {
   }
 
   private purge(now: number): void {
-    if (!this.schemaReady && !this.hasTables()) return;
+    if (!this.hasTables()) return;
     const sql = this.sql;
     sql.exec("DELETE FROM waiting WHERE deadline <= ?", now);
     sql.exec("DELETE FROM answerers WHERE last_seen <= ?", now);
   }
 
-  /** Whether an earlier instance created the tables (reading sqlite_master writes nothing). */
+  /** Whether this or an earlier instance created the tables (reading sqlite_master writes nothing). */
   private hasTables(): boolean {
-    const found = this.ctx.storage.sql.exec<{ n: number }>(
+    this.schemaReady ||= this.ctx.storage.sql.exec<{ n: number }>(
       "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'waiting'").one().n > 0;
-    if (found) this.schemaReady = true;
-    return found;
+    return this.schemaReady;
   }
 
   private hostName(): string {

@@ -9,7 +9,7 @@ import { publicError } from "./connect-errors";
 import type { Env } from "./env";
 import { Answerer, CallSocket } from "./object-sockets";
 
-export { CallSocket };
+export { CallSocket, SPINE_CLOSE };
 
 export function callStub(env: Env, callId: string): DurableObjectStub<CallObject> {
   return env.CALLS.getByName(callId);
@@ -26,8 +26,10 @@ export interface TakenCall {
   callId: string;
   host: string;
   socket: CallSocket;
-  /** Closes the answerer's host socket: the host counts it busy until then. */
-  release: () => void;
+  /** Leaves the call: closes the callee's socket with `code` (1000: this side finished;
+   * SPINE_CLOSE.abandoned: its client went away, which ends the call for the caller at once) and
+   * the answerer's host socket, which kept the host counting it busy. */
+  release: (code: number) => void;
 }
 
 /**
@@ -55,7 +57,10 @@ export async function waitForCall(env: Env, hosts: string[], door: Door, opts: {
     answerer.close();
     return null;
   }
-  return { ...taken, release: () => answerer.close() };
+  return { ...taken, release: (code) => {
+    taken.socket.close(code, code === 1000 ? "finished" : "callee went away");
+    answerer.close();
+  } };
 }
 
 /**
@@ -88,7 +93,7 @@ export async function* serveCallee<Out>(opts: {
     const gone = !(err instanceof ConnectError) || err.code === Code.Internal || err.code === Code.Canceled;
     if (gone) {
       consumedFailure = new ConnectError("the callee went away", Code.Canceled);
-      socket.close(SPINE_CLOSE.abandoned, "callee went away");
+      abandon(socket);
       return;
     }
     consumedFailure = err;
@@ -111,8 +116,7 @@ export async function* serveCallee<Out>(opts: {
     throw publicError(err);
   } finally {
     // Not settled: the client went away mid-stream, which the object hears as an abandoned socket.
-    socket.close(settled ? 1000 : SPINE_CLOSE.abandoned, settled ? "finished" : "callee went away");
-    opts.call.release();
+    opts.call.release(settled ? 1000 : SPINE_CLOSE.abandoned);
   }
 }
 

@@ -5,7 +5,7 @@ import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { IceCandidate, Signal as CallSignal } from "../durable-objects/call-model";
 import { VoiceService, type ClientSignal } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { requireIdentity } from "./auth";
-import { abandon, orThrow, serveCallee, waitForCall, type CallSocket, type TakenCall } from "./call-streams";
+import { orThrow, serveCallee, SPINE_CLOSE, waitForCall, type CallSocket } from "./call-streams";
 import { envOf } from "./connect-context";
 import { ANSWERER_HEARTBEAT_MS } from "./limits";
 import { admitFromLease } from "./rate-limit";
@@ -77,14 +77,13 @@ export function voice(router: ConnectRouter): void {
       const before = first ?? (call ? undefined : await early);
       if (before) {
         if (before.done) {
-          if (call) serveNothing(call);
+          call?.release(SPINE_CLOSE.abandoned);
           return;
         }
         const message = `${before.value.event.case ?? "signal"} before any offer`;
         if (call) {
           await call.socket.request({ op: "fail", code: Code.FailedPrecondition, message });
-          call.socket.close(1000);
-          call.release();
+          call.release(1000);
         }
         throw new ConnectError(message, Code.FailedPrecondition);
       }
@@ -145,10 +144,4 @@ export function voice(router: ConnectRouter): void {
       }
     },
   });
-}
-
-/** Leaves a claimed call whose client closed before its offer: the caller is told at once. */
-function serveNothing(call: TakenCall): void {
-  abandon(call.socket);
-  call.release();
 }
