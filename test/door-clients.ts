@@ -145,8 +145,9 @@ export async function onlineAnswerer(host: string, door = "voice"): Promise<WebS
   return res.webSocket;
 }
 
-/** The next `{ call }` a host socket is handed, or null if none comes within `ms`. */
-export function nextHandedCall(ws: WebSocket, ms = 2_000): Promise<string | null> {
+/** The next `{ call }` a host socket is handed, or null if none comes within `ms` (generous by
+ * default: a loaded CI machine is slow, and a test expecting nothing passes its own short wait). */
+export function nextHandedCall(ws: WebSocket, ms = 10_000): Promise<string | null> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => { ws.removeEventListener("message", onMessage); resolve(null); }, ms);
     const onMessage = (e: MessageEvent) => {

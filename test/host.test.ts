@@ -22,10 +22,12 @@ describe("HostObject hand-over over answerer sockets", () => {
     const name = unique("host");
     const stale = await onlineAnswerer(name);
     const live = await onlineAnswerer(name);
-    const toStale = nextHandedCall(stale), toLive = nextHandedCall(live);
+    const toStale = nextHandedCall(stale);
     const callId = crypto.randomUUID();
     await env.HOSTS.getByName(name).enqueue(callId, later());
     expect(await toStale).toBe(callId);
+    // Listening from here: live's wait starts when stale goes, not before the call was placed.
+    const toLive = nextHandedCall(live);
     stale.close(SPINE_CLOSE.elsewhere, "took another host's call");
     expect(await toLive).toBe(callId);
   });
