@@ -43,7 +43,8 @@ interface AnswererAttachment {
   door: Door;
   /** Restricts the answerer to one specific call (Voice's `voice-call-id`). */
   only?: string;
-  /** When it connected: the longest-waiting idle answerer gets the next call. */
+  /** When it connected (ms, made unique per host: two answerers connecting in one millisecond
+   * keep their order): the longest-waiting idle answerer gets the next call. */
   since: number;
   /** The call handed to it, and that call's offer deadline; until then it is idle. */
   call?: string;
@@ -87,8 +88,9 @@ export class HostObject extends HibernatingObject<Env> {
       const refused = this.takeToken();
       if (refused) return refused;
     }
+    const since = Math.max(Date.now(), ...this.answerers().map(({ a }) => a.since + 1));
     this.ctx.acceptWebSocket(ws);
-    attachments.set(ws, { v: 1, answerer, door, since: Date.now(), ...(only ? { only } : {}) });
+    attachments.set(ws, { v: 1, answerer, door, since, ...(only ? { only } : {}) });
     this.dispatch(Date.now());
   }
 
