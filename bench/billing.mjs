@@ -8,7 +8,8 @@
 //     WebSocket message an object's handler receives (billed 20:1; auto-answered "ping" frames never
 //     reach a handler and are not billed);
 //   - SQLite rows read and written (each cursor's rowsRead / rowsWritten; miniflare's own
-//     bookkeeping table excluded), alarm writes, and the alarms still pending (set, not yet fired);
+//     bookkeeping table excluded; a key put, deleted or got through the key-value API, sync or
+//     async, as one row), alarm writes, and the alarms still pending (set, not yet fired);
 //   - Durable Object active time, per object and summed by class (`activeMs`): wall time during
 //     which at least one of the object's handlers is in flight — an RPC method call until it
 //     settles, fetch until its Response resolves, a webSocketMessage / webSocketClose / alarm
@@ -161,6 +162,27 @@ function countStorage(ctx, cls) {
     });
     return cursor;
   };
+  // The key-value API on a SQLite-backed object is rows of its own table: one row written per key
+  // put or deleted, one read per key got (what Cloudflare bills for it).
+  const kv = storage.kv;
+  if (kv) {
+    // Counter names, not objects: a reset replaces the counts whole.
+    const countKeys = (method, counter) => {
+      const original = kv[method];
+      kv[method] = function (...args) { bump(counts[counter], cls); return original.apply(kv, args); };
+    };
+    countKeys("put", "rowsWritten");
+    countKeys("delete", "rowsWritten");
+    countKeys("get", "rowsRead");
+  }
+  for (const [method, counter] of [["put", "rowsWritten"], ["delete", "rowsWritten"], ["get", "rowsRead"]]) {
+    const original = storage[method];
+    storage[method] = function (keyOrEntries, ...rest) {
+      const keys = Array.isArray(keyOrEntries) ? keyOrEntries.length : typeof keyOrEntries === "object" ? Object.keys(keyOrEntries).length : 1;
+      bump(counts[counter], cls, keys);
+      return original.call(storage, keyOrEntries, ...rest);
+    };
+  }
   const setAlarm = storage.setAlarm;
   const id = ctx.id.toString();
   storage.setAlarm = function (...args) {

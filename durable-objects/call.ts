@@ -1,14 +1,16 @@
 // One Durable Object per call: the shell around `step` (call-model.ts). Doors following the call
 // hold a hibernatable WebSocket to it, one per side, and signals are pushed down it as they
-// happen. Only what could be lost is written: the call's phase and history (one row, on each phase
-// change) and the signals for a side that has no socket open (its backlog). What changes between
-// two phases (candidates counted, a side's done) rides in the sending side's socket attachment,
-// which survives hibernation, and is folded back in on every wake.
+// happen. Only what could be lost is written: the call's phase and history (one key, on the phase
+// changes that only storage can keep: offered, answered, exchanged or ended) and the signals for a
+// side that has no socket open (its backlog). What changes in between (the claim, candidates
+// counted, a side's done) rides in a socket attachment, which survives hibernation, and is folded
+// back in on every wake; after a reset, which drops the sockets with their attachments, the doors
+// say it again as they reconnect (the callee's socket re-claims, a candidate carries its index).
 import { Code } from "@connectrpc/connect";
 import type { Env } from "../worker/env";
 import { CALL_MAX_AGE_MS, CALL_RETENTION_MS, MAX_QUEUED_SIGNALS, SIGNAL_TTL_MS } from "../worker/limits";
 import {
-  inboundClosed, step, type CallEvent, type CallState, type CallStatus, type Door, type IceCandidate,
+  inboundClosed, step, type CallEvent, type CallState, type CallStatus, type Door, type Effect, type IceCandidate,
   type Party, type Side, type Signal,
 } from "./call-model";
 import { AlarmClock } from "./alarm-clock";
@@ -16,8 +18,10 @@ import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating
 import { failure, success, type Result } from "./result";
 import { SPINE_CLOSE, type CallPush, type CallRequest, type StartCall } from "./spine-messages";
 
-// One row: every write of the call is one upsert of it (billed as one row written).
-const SCHEMA = `CREATE TABLE IF NOT EXISTS call_state (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`;
+// The record is one key of the object's key-value store (SQLite-backed: one row written per put).
+// A table of its own would cost two more rows per call, in the schema, since every call is a new
+// object and its first write would create the table.
+const RECORD_KEY = "call";
 
 export type { StartCall };
 
@@ -87,8 +91,8 @@ interface CallRecord {
   watchers: string[];
 }
 
-/** Per-socket state: the side it follows, and the counters of that side the record may not hold
- * yet (written only at the next phase change). */
+/** Per-socket state: the side it follows, and what of that side the record may not hold yet
+ * (written only at the next phase change). */
 interface CallAttachment {
   v: 1;
   side: Side;
@@ -96,6 +100,8 @@ interface CallAttachment {
   read: number;
   candidates: number;
   doneAt: number | null;
+  /** The callee's socket that took the call: the claim, which is not written on its own. */
+  claim?: { door: Door; at: number };
   /** Replaced by a newer socket of its side: its close changes nothing. */
   replaced?: true;
 }
@@ -115,7 +121,6 @@ export class CallObject extends HibernatingObject<Env> {
   /** Each side's counters as last written, to tell whether its closing socket takes unwritten
    * ones along. */
   private storedCounters: Record<Side, string> = { caller: "", callee: "" };
-  private schemaReady = false;
   /** Notifications to watchers go out one after another, so a watcher never hears of the end
    * before the answer that preceded it. */
   private notified: Promise<void> = Promise.resolve();
@@ -205,7 +210,9 @@ export class CallObject extends HibernatingObject<Env> {
   /**
    * `?side=caller&identity=I&start=1`: the caller, whose first request is `start`.
    * `?side=callee&identity=I&claim=DOOR`: an answerer taking the call (refused if it cannot).
-   * `?side=S&identity=I&cursor=N`: a door reconnecting; the backlog from seq N is sent again.
+   * `?side=S&identity=I&cursor=N`: a door reconnecting; the backlog from seq N is sent again. A
+   * reconnecting callee passes its `claim` too: an object reset before anything after the claim
+   * was written has forgotten it, and takes it again.
    */
   protected onConnect(ws: WebSocket, request: Request): Response | void {
     const url = new URL(request.url);
@@ -215,8 +222,15 @@ export class CallObject extends HibernatingObject<Env> {
     const claimDoor = url.searchParams.get("claim") as Door | null;
     const starting = side === "caller" && url.searchParams.get("start") === "1";
     if (starting && this.record) return refusal(failure(Code.AlreadyExists, `call ${this.record.call.id} already exists`));
-    if (claimDoor) {
-      const claimed = this.claimFor({ identity, door: claimDoor }, () => this.adopt(ws, side, identity, 0));
+    const cursor = Number(url.searchParams.get("cursor") ?? 0) || 0;
+    const reconnecting = url.searchParams.has("cursor");
+    if (claimDoor && side === "callee" && !(reconnecting && this.record?.call.callee)) {
+      const end = this.record?.call.end;
+      // The claim was forgotten in a reset and the call ended before the callee came back: it is
+      // told why, as it would have been with the claim on record.
+      if (reconnecting && end) return refusal(failure(end.code ?? Code.Canceled, end.message));
+      const claim = { door: claimDoor, at: Date.now() };
+      const claimed = this.claimFor({ identity, door: claimDoor }, () => this.adopt(ws, side, identity, cursor, claim));
       if (!claimed.ok) return refusal(claimed);
       return;
     }
@@ -224,7 +238,8 @@ export class CallObject extends HibernatingObject<Env> {
       const allowed = this.checkParty(side, identity);
       if (!allowed.ok) return refusal(allowed);
     }
-    this.adopt(ws, side, identity, Number(url.searchParams.get("cursor") ?? 0) || 0);
+    const claim = side === "callee" && this.record?.call.callee ? { door: this.record.call.callee.door, at: Date.now() } : undefined;
+    this.adopt(ws, side, identity, cursor, claim);
   }
 
   protected async onMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -275,7 +290,7 @@ export class CallObject extends HibernatingObject<Env> {
       : call.phase === "exchanged" && now >= call.createdAt + CALL_MAX_AGE_MS;
     if (expired) {
       this.record = undefined;
-      await this.ctx.storage.deleteAll();
+      this.ctx.storage.kv.delete(RECORD_KEY);
       return;
     }
     if (awaitsAnswer(call) && now >= call.offerDeadline) {
@@ -293,18 +308,12 @@ export class CallObject extends HibernatingObject<Env> {
   // ---- The shell ---------------------------------------------------------------------------
 
   private load(): void {
-    const sql = this.ctx.storage.sql;
-    // A call object is created by its first write, not by being looked at: until then it has no
-    // table (and no alarm to read back).
-    this.schemaReady = sql.exec<{ n: number }>(
-      "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'call_state'").one().n > 0;
-    const body = this.schemaReady
-      ? sql.exec<{ body: string }>("SELECT body FROM call_state WHERE id = 1").toArray()[0]?.body : undefined;
-    if (!body) {
+    const record = this.ctx.storage.kv.get<CallRecord>(RECORD_KEY);
+    if (!record) {
+      // A call object is created by its first write: until then it has no alarm to read back.
       this.alarmClock.knownUnset();
       return;
     }
-    const record = JSON.parse(body) as CallRecord;
     this.storedCounters = { caller: countersOf(record, "caller"), callee: countersOf(record, "callee") };
     // Milliseconds since the epoch × 1000: above every seq an earlier instance handed out, unless
     // it sent over a thousand signals per millisecond of its life (a call carries a few hundred).
@@ -314,6 +323,13 @@ export class CallObject extends HibernatingObject<Env> {
       const mark = attachments.get(ws);
       if (!mark || mark.replaced) continue;
       const { side } = mark;
+      if (mark.claim && record.call.phase === "offered") {
+        const claimed = step(record.call, { type: "claim", callee: { identity: mark.identity, door: mark.claim.door }, now: mark.claim.at });
+        if (claimed.ok) {
+          record.call = claimed.state;
+          record.history.push(...statusEntries(claimed.effects, mark.claim.at));
+        }
+      }
       record.read[side] = Math.max(record.read[side], mark.read);
       record.call.candidates[side] = Math.max(record.call.candidates[side], mark.candidates);
       if (mark.doneAt !== null && !record.call.done[side]) {
@@ -322,6 +338,8 @@ export class CallObject extends HibernatingObject<Env> {
         record.history.push({ at: mark.doneAt, status: side === "caller" ? "caller_done" : "callee_done", side });
       }
     }
+    // Entries folded in from both sockets, in the order they happened.
+    record.history.sort((a, b) => a.at - b.at);
     this.record = record;
   }
 
@@ -345,8 +363,9 @@ export class CallObject extends HibernatingObject<Env> {
     return this.apply({ type: "claim", callee, now: Date.now() }, onClaimed);
   }
 
-  /** Takes `ws` as the socket of `side` (replacing an older one) and sends it the backlog from `cursor`. */
-  private adopt(ws: WebSocket, side: Side, identity: string, cursor: number): void {
+  /** Takes `ws` as the socket of `side` (replacing an older one) and sends it the backlog from `cursor`.
+   * `claim`: the callee's socket holds the call's claim (see CallAttachment). */
+  private adopt(ws: WebSocket, side: Side, identity: string, cursor: number, claim?: CallAttachment["claim"]): void {
     for (const older of this.ctx.getWebSockets(side)) {
       const mark = attachments.get(older);
       if (!mark || mark.replaced) continue;
@@ -356,7 +375,7 @@ export class CallObject extends HibernatingObject<Env> {
     this.ctx.acceptWebSocket(ws, [side]);
     const record = this.record;
     if (record) record.nextSeq = Math.max(record.nextSeq, cursor);
-    attachments.set(ws, { v: 1, side, identity, read: cursor, candidates: 0, doneAt: null });
+    attachments.set(ws, { v: 1, side, identity, read: cursor, candidates: 0, doneAt: null, ...(claim ? { claim } : {}) });
     if (!record) return;
     for (const queued of record.backlog[side]) {
       if (queued.seq >= cursor) send(ws, { seq: queued.seq, signal: queued.signal });
@@ -470,8 +489,7 @@ export class CallObject extends HibernatingObject<Env> {
         }
       } else {
         statusChanged = true;
-        record.history.push({ at: event.now, status: effect.status, ...(effect.side ? { side: effect.side } : {}),
-          ...(effect.detail ? { detail: effect.detail } : {}) });
+        record.history.push(...statusEntries([effect], event.now));
         if (effect.status === "caller_done" || effect.status === "callee_done") record.doneAt[effect.side!] = event.now;
       }
     }
@@ -481,10 +499,12 @@ export class CallObject extends HibernatingObject<Env> {
         && inboundClosed(state, side)) send(ws, { end: true, over: state.phase === "ended" });
     }
     // A candidate, or a done that completes nothing, changes only counters its sender's socket
-    // carries; without such a socket they must be written.
+    // carries, and a claim only what the callee's new socket carries; without such a socket they
+    // must be written.
     const countersOnly = event.type === "candidate" || (event.type === "done" && state.phase === prev?.phase);
-    const sender = "from" in event ? event.from : undefined;
-    if (!countersOnly || backlogged || !sender || !this.socketOf(sender)) this.persist();
+    const sender = event.type === "claim" ? "callee" : "from" in event ? event.from : undefined;
+    const ridesOnSocket = (countersOnly || event.type === "claim") && !!sender && !!this.socketOf(sender);
+    if (!ridesOnSocket || backlogged) this.persist();
     else this.mark();
     if (statusChanged && record.watchers.length) this.notifyWatchers(state);
     return success(state);
@@ -493,14 +513,7 @@ export class CallObject extends HibernatingObject<Env> {
   /** Writes the record (one row) and arms the alarm for whatever it now waits on. */
   private persist(): void {
     const record = this.record!;
-    const sql = this.ctx.storage.sql;
-    if (!this.schemaReady) {
-      sql.exec(SCHEMA);
-      this.schemaReady = true;
-    }
-    // An upsert writes one row; INSERT OR REPLACE deletes and inserts, two.
-    sql.exec(`INSERT INTO call_state (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body`,
-      JSON.stringify(record));
+    this.ctx.storage.kv.put(RECORD_KEY, record);
     this.storedCounters = { caller: countersOf(record, "caller"), callee: countersOf(record, "callee") };
     this.mark();
     void this.scheduleAlarm();
@@ -584,10 +597,18 @@ function refusal(result: { code: Code; message: string }): Response {
   return Response.json({ code: result.code, message: result.message }, { status: 409 });
 }
 
-/** What the socket of `side` may hold that the row does not, and that must not be lost with it.
- * (`read` is left out: a side that closed has read what it was sent.) */
+/** What the socket of `side` may hold that the row does not, and that must not be lost with it:
+ * its counters, and the callee's claim. (`read` is left out: a side that closed has read what it
+ * was sent.) */
 function countersOf(record: CallRecord, side: Side): string {
-  return `${record.call.candidates[side]}:${record.call.done[side]}`;
+  const claimed = side === "callee" ? `:${record.call.callee?.identity ?? ""}` : "";
+  return `${record.call.candidates[side]}:${record.call.done[side]}${claimed}`;
+}
+
+/** The history entries of a transition's status effects. */
+function statusEntries(effects: Effect[], at: number): HistoryEntry[] {
+  return effects.flatMap((e) => e.type === "status" ? [{ at, status: e.status, ...(e.side ? { side: e.side } : {}),
+    ...(e.detail ? { detail: e.detail } : {}) }] : []);
 }
 
 function summarize(call: CallState): CallSummary {

@@ -163,10 +163,10 @@ export function nextHandedCall(ws: WebSocket, ms = 10_000): Promise<string | nul
  * afresh, as after any wake. */
 export async function editStoredCall(id: string, edit: (record: { call: Record<string, any>; backlog: Record<string, { at: number }[]> }) => void) {
   await runInDurableObject(env.CALLS.getByName(id), (_o, state) => {
-    const row = state.storage.sql.exec<{ body: string }>("SELECT body FROM call_state").one();
-    const record = JSON.parse(row.body);
+    const record = state.storage.kv.get<Parameters<typeof edit>[0]>("call");
+    if (!record) throw new Error(`call ${id} has no stored record`);
     edit(record);
-    state.storage.sql.exec("UPDATE call_state SET body = ?", JSON.stringify(record));
+    state.storage.kv.put("call", record);
   });
   await abortAllDurableObjects();
   return env.CALLS.getByName(id);

@@ -74,6 +74,42 @@ async function pairedAudio(room = unique("room")) {
 
 const roomStub = (room: string) => env.AUDIO_ROOMS.getByName(room);
 
+/** A Viam caller and a Voice callee whose stream took the call's offer, not yet answered. */
+async function takenCall() {
+  const callee = unique("callee");
+  const voice = await openVoice(callee);
+  await waitOnline(callee);
+  const call = await viamCall(unique("caller"), callee);
+  expect((await voice.next())?.event.case).toBe("offer");
+  return { voice, call, id: voice.callId()! };
+}
+
+describe("a claim held only by the callee's socket", () => {
+  it("is not written: the stored record still says offered once the callee took the call", async () => {
+    const { id } = await takenCall();
+    const stored = await runInDurableObject(env.CALLS.getByName(id), (_o, state) => state.storage.kv.get<{ call: CallState }>("call"));
+    expect(stored?.call.phase).toBe("offered");
+  });
+
+  it("survives an eviction with the sockets open: the callee answers and the history has the claim in order", async () => {
+    const { voice, call, id } = await takenCall();
+    await evictDurableObject(env.CALLS.getByName(id));
+    voice.answer("answer");
+    expect((await call.next())?.stage).toMatchObject({ case: "init", value: { sdp: "answer" } });
+    const statuses = (await env.CALLS.getByName(id).history()).map((h) => h.status);
+    expect(statuses).toEqual(["offered", "claimed", "answered"]);
+  });
+
+  it("is taken again by the callee's reconnecting socket after a reset, so the answer still reaches the caller", async () => {
+    const { voice, call, id } = await takenCall();
+    await abortAllDurableObjects();
+    voice.answer("answer");
+    expect((await call.next())?.stage).toMatchObject({ case: "init", value: { sdp: "answer" } });
+    const statuses = (await env.CALLS.getByName(id).history()).map((h) => h.status);
+    expect(statuses).toEqual(["offered", "claimed", "answered"]);
+  });
+});
+
 describe("a call object reset mid-exchange", () => {
   it("delivers every candidate both ways exactly once and in order across resets that strike in-flight RPCs", async () => {
     const { voice, call, uuid } = await answeredCall();

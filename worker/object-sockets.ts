@@ -50,7 +50,7 @@ export class CallSocket {
   callEnded = false;
 
   private constructor(private readonly env: Env, readonly callId: string, private readonly side: Side,
-    private readonly identity: string) {}
+    private readonly identity: string, private readonly door?: Door) {}
 
   /** The caller's socket: creates the call and rings its host (not_found when nobody answers).
    * The socket opens while `admitted` (the caller's rate check) settles; the call is created only
@@ -78,7 +78,7 @@ export class CallSocket {
 
   /** The callee's socket, taking the call; a failure when someone else took it or it has ended. */
   static async claim(env: Env, callId: string, identity: string, door: Door): Promise<Result<CallSocket>> {
-    const socket = new CallSocket(env, callId, "callee", identity);
+    const socket = new CallSocket(env, callId, "callee", identity, door);
     const opened = await socket.connectOnce({ side: "callee", identity, claim: door });
     return opened.ok ? success(socket) : opened;
   }
@@ -133,7 +133,10 @@ export class CallSocket {
     }
     void (async () => {
       await new Promise((r) => setTimeout(r, 20 * this.reconnects));
-      const reopened = await this.connectOnce({ side: this.side, identity: this.identity, cursor: String(this.cursor) })
+      // The callee claims again: the object writes no claim of its own, so one reset under it has
+      // forgotten who took the call.
+      const reopened = await this.connectOnce({ side: this.side, identity: this.identity, cursor: String(this.cursor),
+        ...(this.door ? { claim: this.door } : {}) })
         .catch((err: unknown) => failure(Code.Unavailable, String(err)));
       // A request in flight when the socket broke may or may not have been applied; each is safe to
       // repeat (a candidate carries its index), so it is answered as unavailable only if reopening fails.
