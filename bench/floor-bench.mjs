@@ -32,8 +32,8 @@ function floorToml() {
 }
 
 /** Starts the floor under wrangler dev, as processes.mjs startWrangler starts the Worker under test. */
-export function startFloor(authSecret) {
-  return startWrangler(authSecret, { name: "wrangler dev (floor)", config: { toml: floorToml(), dir: join(ROOT, "bench/floor") } });
+export function startFloor(authSecret, name = "wrangler dev (floor)") {
+  return startWrangler(authSecret, { name, config: { toml: floorToml(), dir: join(ROOT, "bench/floor") } });
 }
 
 /** One slot: a caller and a callee in room `room`; `call()` times offer → answer and → candidate. */

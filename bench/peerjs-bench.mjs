@@ -39,6 +39,7 @@
 //
 // bench/run.mjs runs it (BENCH_ONLY=peerjs: it alone) on the wrangler dev it started, and keeps its
 // results under "peerjs" in bench/results.json, the floor's under "floor" (floorTable prints it).
+import http from "node:http";
 import { signToken } from "../scripts/dev-token.mjs";
 import WebSocket from "ws";
 import { costs, countAudio, countCalls, PRICES, startCountingWrangler } from "./billing.mjs";
@@ -237,6 +238,32 @@ async function answererMemory({ server, protos, secret, steps, door }) {
   }
 }
 
+/** The platform floor of a waiting answerer (bench/floor/worker.js `/wait`): a held streaming
+ * response and one hibernatable socket to its host's object, one host each. */
+async function floorAnswererMemory({ server, steps }) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+  const requests = [];
+  const run = Date.now().toString(36);
+  let failed = null;
+  try {
+    return await memoryRamp({
+      server, steps, label: "floor: waiting answerers",
+      open: (i) => new Promise((resolve) => {
+        const req = http.get(`${server.baseUrl}/wait?host=mem-${run}-${i}`, { agent }, (res) => {
+          if (res.statusCode !== 200) failed ??= new Error(`floor /wait answered ${res.statusCode}`);
+          res.resume();
+          resolve();
+        });
+        req.on("error", (err) => { failed ??= err; resolve(); });
+        requests.push(req);
+      }),
+      closeAll: async () => { for (const r of requests) r.destroy(); await sleep(300); agent.destroy(); },
+    }).then((r) => ({ ...r, failed: failed ? String(failed) : null }));
+  } finally {
+    for (const r of requests) r.destroy();
+  }
+}
+
 async function relayMemory({ server, secret, steps }) {
   const sockets = [];
   const run = Date.now().toString(36);
@@ -312,6 +339,19 @@ function floorComparison(j) {
     }));
     out[key].calls = { ours: ok?.n ?? null, floor: f.n, peerjs: p?.n ?? null };
   }
+  // RSS per waiting answerer at the ramp's top step: whole wrangler dev tree and runtime process.
+  const fm = j.floor.memory?.waitingAnswerer;
+  const top = j.config.connections[j.config.connections.length - 1];
+  const at = (r, role) => { const x = r?.points.find((pt) => pt.connections === top); return (role ? x?.kibPerConnectionByProcess[role] : x?.kibPerConnection) ?? null; };
+  if (fm) {
+    out.memory = { connections: top };
+    for (const [key, door] of [["voice", "oursVoice"], ["viam", "oursViam"]]) {
+      for (const [scope, role] of [["tree", null], ["runtime", "workerd (Worker runtime)"]]) {
+        const [ours, floor, peerjs] = [at(j.memory[door], role), at(fm, role), at(j.memory.peerjs)];
+        out.memory[`${key}:${scope}`] = { ours, floor, peerjs, oursOverFloor: ours && floor ? round(ours / floor, 2) : null, oursOverPeerjs: ours && peerjs ? round(ours / peerjs, 2) : null };
+      }
+    }
+  }
   return out;
 }
 
@@ -326,6 +366,15 @@ export function floorTable(floor) {
       ["toAnswer", `offer→answer, ${label}: median ms`], ["serverCpuMsPerCall", `server CPU ms per call, ${label}`]]) {
       const v = c[stat];
       rows.push([what, show(v.ours), show(v.floor), show(v.peerjs), ratio(v.ours, v.floor), ratio(v.ours, v.peerjs)]);
+    }
+  }
+  const m = floor.comparison?.memory;
+  if (m) {
+    for (const [key, what] of [["voice:tree", "Voice stream waiting, whole wrangler dev tree"], ["voice:runtime", "Voice stream waiting, runtime process only"],
+      ["viam:tree", "Viam Answer stream waiting, whole tree"], ["viam:runtime", "Viam Answer stream waiting, runtime process only"]]) {
+      const v = m[key];
+      rows.push([`RSS per waiting answerer, ${m.connections} open: ${what} (floor: held response + hibernated socket; PeerJS: peer): KiB`,
+        show(v.ours), show(v.floor), show(v.peerjs), ratio(v.ours, v.floor), ratio(v.ours, v.peerjs)]);
     }
   }
   return `\n### Platform floor: the same exchange on a bare Worker + one Durable Object (hibernatable WebSockets)\n\n` +
@@ -362,13 +411,16 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
     // The Viam ramp gets an instance of its own: after another ramp the runtime reuses the heap
     // that ramp grew, and the second ramp would read as cheaper than it is.
     startWrangler(authSecret, { ref, name: "wrangler dev (memory, Viam)" }),
+    // So does the floor's waiting-answerer ramp, which must not leave the floor under test holding
+    // a thousand objects.
+    startFloor(authSecret, "wrangler dev (floor, memory)"),
   ]);
   const failed = helpers.find((h) => h.status === "rejected");
   if (failed) {
     await Promise.all(helpers.filter((h) => h.status === "fulfilled").map((h) => stop(h.value)));
     throw failed.reason;
   }
-  const [peerjs, counting, memoryWorker, floor, memoryViam] = helpers.map((h) => h.value);
+  const [peerjs, counting, memoryWorker, floor, memoryViam, memoryFloor] = helpers.map((h) => h.value);
   const cpuOf = (s) => () => groupCpu(s);
   const json = {
     note: "Both servers on loopback on the same machine as the clients. wrangler dev measures the local workerd runtime behind wrangler's dev proxy, not Cloudflare's edge.",
@@ -397,9 +449,11 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
     const peerjsRamp = peerjsMemory({ server: peerjs, steps }).then((r) => { json.memory.peerjs = r; });
     const viamRamp = answererMemory({ server: memoryViam, protos, secret: authSecret, steps, door: "viam" })
       .then(async (r) => { json.memory.oursViam = r; await stop(memoryViam); });
+    const floorRamp = floorAnswererMemory({ server: memoryFloor, steps })
+      .then(async (r) => { json.floor.memory = { waitingAnswerer: r }; await stop(memoryFloor); });
     json.memory.oursVoice = await answererMemory({ server: memoryWorker, protos, secret: authSecret, steps, door: "voice" });
     json.memory.oursRelay = await relayMemory({ server: memoryWorker, secret: authSecret, steps });
-    await viamRamp;
+    await Promise.all([viamRamp, floorRamp]);
     await Promise.all([countingDone, peerjsRamp]);
     await stop(memoryWorker);
 
@@ -428,7 +482,7 @@ export async function runPeerjsComparison({ server, authSecret, protos, ref = nu
     // The call object's active time in the cost: this run's sequential median.
     if (callCount && audioCount) json.billing = { ...costs(callCount, audioCount, json.signaling.ours), raw: json.billing.raw };
   } finally {
-    await Promise.all([stop(peerjs), stop(counting), stop(memoryWorker), stop(floor), stop(memoryViam)]);
+    await Promise.all([stop(peerjs), stop(counting), stop(memoryWorker), stop(floor), stop(memoryViam), stop(memoryFloor)]);
   }
   json.durationSeconds = round((performance.now() - started) / 1000, 1);
   json.rows = buildRows(json);

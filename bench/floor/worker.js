@@ -4,6 +4,12 @@
 // is JSON with a `to` peer id and goes, unchanged, to the sockets tagged with that id. No auth, no
 // storage, no call model: what is left is the runtime's own cost of a Worker → Durable Object
 // WebSocket hop, which no design on this platform can go below.
+//
+// `GET /wait?host=H` is the floor of a waiting answerer, for the memory ramp: the Worker opens a
+// hibernatable WebSocket to host H's object and holds the client's streaming response open,
+// writing whatever the object pushes. That is the shape of a Voice or Viam stream waiting for a
+// call on the spine (a held request plus one hibernated socket per host) without auth, Connect,
+// protobuf or any state.
 import { DurableObject } from "cloudflare:workers";
 
 export class Room extends DurableObject {
@@ -30,6 +36,7 @@ export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     if (url.pathname === "/healthz") return new Response("ok"); // processes.mjs startWrangler waits for it
+    if (url.pathname === "/wait") return waitForPush(env, url.searchParams.get("host") ?? "");
     if (url.pathname !== "/ws") return new Response("not found", { status: 404 });
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
     const room = url.searchParams.get("room"), id = url.searchParams.get("id");
@@ -37,3 +44,17 @@ export default {
     return env.ROOM.getByName(room).fetch(request);
   },
 };
+
+/** Holds the response open until the host's object pushes a message, then writes it. */
+async function waitForPush(env, host) {
+  if (!host) return new Response("host is required", { status: 400 });
+  const res = await env.ROOM.getByName(host).fetch("https://room/ws?id=answerer", { headers: { upgrade: "websocket" } });
+  const ws = res.webSocket;
+  if (!ws) return new Response("the object refused the socket", { status: 502 });
+  ws.accept();
+  const { readable, writable } = new TransformStream();
+  const writer = writable.getWriter();
+  ws.addEventListener("message", (e) => { void writer.write(new TextEncoder().encode(String(e.data))); });
+  ws.addEventListener("close", () => { void writer.close().catch(() => undefined); });
+  return new Response(readable, { headers: { "content-type": "text/plain" } });
+}
