@@ -3,7 +3,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { verify } from "hono/jwt";
 import { failure, success, type Result } from "../durable-objects/result";
-import { NAME_PATTERN } from "./limits";
+import { MAX_VERIFIED_TOKENS, NAME_PATTERN } from "./limits";
 
 /** HS256 verification keys by secret, kept for the isolate's life: importing the key was a third
  * of the cost of verifying a token. A CryptoKey is plain data, so sharing it between requests is
@@ -50,9 +50,35 @@ export async function verifyIdentity(token: string | undefined, secret: string |
   return claims.ok ? success(claims.value.identity) : claims;
 }
 
+/**
+ * Tokens this isolate has verified, by secret and token: a client sends the same token with every
+ * request (a call setup is three), and verifying it again was the largest cost of a unary request
+ * after the runtime's own. Only a success is kept, with its `exp`, which is checked again on every
+ * use; the exact bytes were checked against that secret, so nothing else about them can change.
+ * Plain data, shared between requests safely (see hs256Keys).
+ */
+const verifiedTokens = new Map<string, { claims: TokenClaims; exp: number }>();
+
 async function verifyClaims(token: string | undefined, secret: string | undefined): Promise<Result<TokenClaims>> {
   if (!secret) return failure(Code.Internal, "AUTH_SECRET is not configured");
   if (!token) return failure(Code.Unauthenticated, "missing bearer token");
+  const key = `${secret}\n${token}`;
+  const known = verifiedTokens.get(key);
+  if (known) {
+    // hono's own rule: a token is expired once exp <= now, in whole seconds.
+    if (known.exp > Math.floor(Date.now() / 1000)) return success(known.claims);
+    verifiedTokens.delete(key);
+    return failure(Code.Unauthenticated, "invalid token: JwtTokenExpired");
+  }
+  const verified = await verifyToken(token, secret);
+  if (verified.ok) {
+    if (verifiedTokens.size >= MAX_VERIFIED_TOKENS) verifiedTokens.delete(verifiedTokens.keys().next().value!);
+    verifiedTokens.set(key, verified.value);
+  }
+  return verified.ok ? success(verified.value.claims) : verified;
+}
+
+async function verifyToken(token: string, secret: string): Promise<Result<{ claims: TokenClaims; exp: number }>> {
   let payload: Record<string, unknown>;
   try {
     payload = await verify(token, await hs256Key(secret), "HS256");
@@ -65,7 +91,7 @@ async function verifyClaims(token: string | undefined, secret: string | undefine
   // A malformed grant grants nothing: the token still stands for `sub` alone.
   const hosts = Array.isArray(payload.hosts) && payload.hosts.every((h) => typeof h === "string" && NAME_PATTERN.test(h))
     ? payload.hosts as string[] : [];
-  return success({ identity: sub, hosts });
+  return success({ claims: { identity: sub, hosts }, exp: payload.exp });
 }
 
 /** Claims of a Connect request's token, or an `unauthenticated` ConnectError. */

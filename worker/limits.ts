@@ -209,6 +209,10 @@ export const RATE_LEASE_TTL_MS = 1_000;
  * first. 10 000 small entries is well under a megabyte of the isolate's 128 MB. */
 export const RATE_LEASE_CACHE_SIZE = 10_000;
 
+/** Verified tokens one isolate remembers (worker/auth.ts), the oldest dropped first: every client
+ * online through this isolate, at a few hundred bytes each, a few MB of the isolate's 128 MB. */
+export const MAX_VERIFIED_TOKENS = 10_000;
+
 /** A relay socket that has sent the keep-alive "ping" at least once has shown that it keeps its
  * connection alive (the demo page pings every 2 s); one that then shows no sign of life, neither a
  * ping nor a frame, for this long is taken for dead although its connection never closed (a closed
