@@ -62,7 +62,9 @@ export class HostObject extends HibernatingObject<Env> {
    * stream after each call) is still online. In memory: lost only with an idle, evicted object. */
   private lastAnswererAt = 0;
 
-  private schemaReady = false;
+  /** Whether the tables exist; undefined until looked up. Only this instance can create them, so
+   * the answer holds until it does (an answerer socket checks on every connect). */
+  private schemaReady: boolean | undefined;
 
   /** The object's tables, created on first use: the object of an identity that only places calls
    * or answers from idle sockets holds nothing, and creating a database costs a write. */
@@ -275,7 +277,7 @@ export class HostObject extends HibernatingObject<Env> {
 
   /** Whether this or an earlier instance created the tables (reading sqlite_master writes nothing). */
   private hasTables(): boolean {
-    this.schemaReady ||= this.ctx.storage.sql.exec<{ n: number }>(
+    this.schemaReady ??= this.ctx.storage.sql.exec<{ n: number }>(
       "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'waiting'").one().n > 0;
     return this.schemaReady;
   }
