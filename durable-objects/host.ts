@@ -144,8 +144,9 @@ export class HostObject extends HibernatingObject<Env> {
   /**
    * A standing answerer (a SIP account with a session, named by its account) is online without a
    * socket: every call queued here is pushed to it (SipAccount.offered) and stays in the queue, so
-   * an answerer of another door may still take it first. The account renews this lease from its
-   * own alarm until `until`, and calls `leave` when busy or gone.
+   * an answerer of another door may still take it first. It stands until `until` (a SIP account:
+   * until it leaves) and calls `leave` when busy or gone; rung while it should not stand, it
+   * leaves again (SipAccount.offered).
    */
   async stand(account: string, until: number): Promise<void> {
     this.sql.exec(

@@ -3,8 +3,9 @@
 // and status history in SQLite, and performs what the rules ask for:
 // - calls go through the shared call model (CallObject) with door "sip", so every other door sees
 //   them; the account watches its calls (CallObject.watch) to hear of answers and hang-ups;
-// - with a session and no call, the account stands as an answerer at its HostObject (a lease it
-//   renews from its alarm), which pushes each call queued for it here (`offered`);
+// - with a session and no call, the account stands as an answerer at its HostObject until it
+//   leaves (no lease to renew, so a waiting account costs nothing), which pushes each call queued
+//   for it here (`offered`);
 // - ring timeout, auto-answer and the soft-hangup limit are this object's alarm;
 // - the call's audio flows through the seed-003 relay, in a room named by the call id, where the
 //   account holds a leg (sip-audio-leg.ts) to play WAV files.
@@ -13,7 +14,7 @@ import { Code } from "@connectrpc/connect";
 import type { Env } from "../worker/env";
 import {
   MAX_SIP_QUEUED_AUDIO_BYTES, MAX_SIP_STATUS_HISTORY, SIGNAL_TTL_MS, SIP_AUDIO_DIAL_AFTER_CONNECT_MS,
-  SIP_AUDIO_PAIRING_WAIT_MS, SIP_RING_TIMEOUT_MS, SIP_STANDING_LEASE_MS, SIP_STANDING_RENEW_MS,
+  SIP_AUDIO_PAIRING_WAIT_MS, SIP_RING_TIMEOUT_MS,
 } from "../worker/limits";
 import { convertPcm, WavError, type PcmAudio } from "../worker/wav-audio";
 import type { CallChange } from "./call";
@@ -56,14 +57,17 @@ export function ringTimeoutMs(env: Env): number {
   return Number.isFinite(configured) && configured >= 1_000 && configured < SIGNAL_TTL_MS ? configured : SIP_RING_TIMEOUT_MS;
 }
 
+/** The `until` of a standing answerer at its HostObject: until the account leaves. */
+const STANDS_UNTIL_IT_LEAVES = Number.MAX_SAFE_INTEGER;
+
 export class SipAccount extends DurableObject<Env> {
   /** Undefined until the account is registered. */
   private state: SipAccountState | undefined;
   private password: PasswordHash | undefined;
   /** Fingerprint of the password last verified; memory only (see sip-credentials.ts). */
   private verified: Uint8Array | undefined;
-  /** When the standing lease at the HostObject is next renewed; null while not standing. */
-  private standingRenewAt: number | null = null;
+  /** Whether this account stands as an answerer at its HostObject. */
+  private standing = false;
   private readonly alarmClock = new AlarmClock(this.ctx.storage);
   /** Stand/leave calls go out in order, so the last one sent matches the newest state. */
   private standingSync: Promise<void> = Promise.resolve();
@@ -83,7 +87,9 @@ export class SipAccount extends DurableObject<Env> {
       const row = sql.exec<{ body: string; standing_renew_at: number | null }>(
         "SELECT body, standing_renew_at FROM account_state WHERE id = 1").toArray()[0];
       this.state = row ? (JSON.parse(row.body) as SipAccountState) : undefined;
-      this.standingRenewAt = row?.standing_renew_at ?? null;
+      // The column once held a lease's renewal time: such an account stands again at its next
+      // alarm, for good.
+      this.standing = row?.standing_renew_at === STANDS_UNTIL_IT_LEAVES;
       const cred = sql.exec<{ hash: ArrayBuffer; salt: ArrayBuffer; iterations: number }>(
         "SELECT hash, salt, iterations FROM credentials WHERE id = 1").toArray()[0];
       this.password = cred ? { hash: new Uint8Array(cred.hash), salt: new Uint8Array(cred.salt), iterations: cred.iterations } : undefined;
@@ -218,7 +224,12 @@ export class SipAccount extends DurableObject<Env> {
 
   /** HostObject: a call was queued for this account's identity. */
   async offered(callId: string): Promise<void> {
-    if (!isAvailable(this.state)) return;
+    if (!isAvailable(this.state)) {
+      // Rung while it should not stand: a leave of ours never reached the host. Sent again, in
+      // order with our other stand and leave calls.
+      await this.syncStanding(true);
+      return;
+    }
     const watched = await this.env.CALLS.getByName(callId).watch(this.state!.account);
     if (!watched.ok || watched.value.phase !== "offered") return;
     const call = watched.value;
@@ -249,8 +260,6 @@ export class SipAccount extends DurableObject<Env> {
   async alarm(): Promise<void> {
     this.alarmClock.fired();
     if (this.state) await this.run({ type: "tick", now: Date.now() });
-    // A due renewal is forced by forgetting the lease; syncStanding then stands again.
-    if (this.standingRenewAt !== null && this.standingRenewAt <= Date.now()) this.standingRenewAt = null;
     await this.syncStanding();
     await this.scheduleAlarm();
   }
@@ -288,7 +297,7 @@ export class SipAccount extends DurableObject<Env> {
 
   private persistState(state: SipAccountState): void {
     this.ctx.storage.sql.exec("INSERT OR REPLACE INTO account_state (id, body, standing_renew_at) VALUES (1, ?, ?)",
-      JSON.stringify(state), this.standingRenewAt);
+      JSON.stringify(state), this.standing ? STANDS_UNTIL_IT_LEAVES : null);
   }
 
   private async perform(effects: SipEffect[]): Promise<void> {
@@ -447,21 +456,23 @@ export class SipAccount extends DurableObject<Env> {
     await this.run({ type: "ended", callId: call.id, failed: false, reason: `${call.peer} left the call's audio`, now: Date.now() });
   }
 
-  /** Stands at the HostObject while available (renewing the lease), leaves it otherwise. */
-  private syncStanding(): Promise<void> {
+  /** Stands at the HostObject while available, leaves it otherwise. Standing has no lease to
+   * renew: an account waiting for calls wakes for nothing (no alarm, no request), as a Voice or
+   * Viam stream waiting on a hibernated socket does. `recheck`: leave again even if it believes
+   * it left (the host rang it, so that leave never arrived). */
+  private syncStanding(recheck = false): Promise<void> {
     this.standingSync = this.standingSync.then(async () => {
       const state = this.state;
       if (!state) return;
       const host = this.env.HOSTS.getByName(state.account);
-      const now = Date.now();
       if (isAvailable(state)) {
-        if (this.standingRenewAt !== null && this.standingRenewAt > now) return;
-        await host.stand(state.account, now + SIP_STANDING_LEASE_MS);
-        this.standingRenewAt = now + SIP_STANDING_RENEW_MS;
+        if (this.standing) return;
+        await host.stand(state.account, STANDS_UNTIL_IT_LEAVES);
+        this.standing = true;
       } else {
-        if (this.standingRenewAt === null) return;
+        if (!this.standing && !recheck) return;
         await host.leave(state.account);
-        this.standingRenewAt = null;
+        this.standing = false;
       }
       this.persistState(this.state!);
     }).catch((err: unknown) => {
@@ -470,11 +481,10 @@ export class SipAccount extends DurableObject<Env> {
     return this.standingSync;
   }
 
-  /** One alarm covers ring timeout, auto-answer, the soft-hangup limit and the lease renewal. */
+  /** One alarm covers ring timeout, auto-answer and the soft-hangup limit. */
   private async scheduleAlarm(): Promise<void> {
-    const times = [this.state ? nextDeadline(this.state) : undefined, this.standingRenewAt ?? undefined]
-      .filter((t): t is number => t !== undefined);
-    await this.alarmClock.set(times.length > 0 ? Math.min(...times) : null);
+    const at = this.state ? nextDeadline(this.state) : undefined;
+    await this.alarmClock.set(at ?? null);
   }
 
   private readHistory(query: string): Result<SipStatusEntry[]> {

@@ -267,6 +267,28 @@ describe("Sip: sessions and wrong states", () => {
   });
 });
 
+describe("Sip: a session waiting for calls", () => {
+  it("stands online at its host with no alarm to renew anything, and leaves when the session ends", async () => {
+    const { name, sip } = await withSession("waits");
+    const host = env.HOSTS.getByName(name);
+    expect((await host.status()).online).toBe(true);
+    // Waiting wakes nothing: the account has no alarm pending.
+    expect(await runInDurableObject(env.SIP_ACCOUNTS.getByName(name), (_o, state) => state.storage.getAlarm())).toBeNull();
+    await sip.endSession({});
+    expect((await host.status()).online).toBe(false);
+  });
+
+  it("leaves again when its host rings it while it should not stand (a leave that never arrived)", async () => {
+    const { name } = await account("stale");
+    const host = env.HOSTS.getByName(name);
+    // A standing row left behind: the account has no session.
+    await host.stand(name, Number.MAX_SAFE_INTEGER);
+    expect((await host.enqueue(crypto.randomUUID(), Date.now() + 10_000)).ok).toBe(true);
+    for (let i = 0; i < 100 && (await host.status()).answerers > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await host.status()).answerers).toBe(0);
+  });
+});
+
 describe("Sip: calls", () => {
   it("fails a call to an unknown callee with outgoing_call_failed", async () => {
     const alice = await withSession("alice");

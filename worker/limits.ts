@@ -98,11 +98,6 @@ export const SIP_PBKDF2_ITERATIONS = 100_000;
 /** Longest SIP password accepted: far above any passphrase, and it bounds the hashing input. */
 export const MAX_SIP_PASSWORD_BYTES = 1024;
 
-/** A SIP account with a session counts as online (an answerer in its HostObject) for this long
- * after it last renewed; its alarm renews every SIP_STANDING_RENEW_MS, so two missed renewals
- * (an eviction, a slow alarm) still leave it online, and a vanished account drops out in minutes. */
-export const SIP_STANDING_LEASE_MS = 5 * 60 * 1000;
-export const SIP_STANDING_RENEW_MS = 2 * 60 * 1000;
 
 /** Headers a StartCall/TransferCall may carry, and their sizes. Every status of the call repeats
  * them, so they bound each status (16 × 576 B ≈ 9 KiB) and with it the stored history. */
