@@ -238,8 +238,7 @@ export class CallObject extends HibernatingObject<Env> {
       const allowed = this.checkParty(side, identity);
       if (!allowed.ok) return refusal(allowed);
     }
-    const claim = side === "callee" && this.record?.call.callee ? { door: this.record.call.callee.door, at: Date.now() } : undefined;
-    this.adopt(ws, side, identity, cursor, claim);
+    this.adopt(ws, side, identity, cursor, side === "callee" && this.record ? claimOf(this.record) : undefined);
   }
 
   protected async onMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -603,6 +602,15 @@ function refusal(result: { code: Code; message: string }): Response {
 function countersOf(record: CallRecord, side: Side): string {
   const claimed = side === "callee" ? `:${record.call.callee?.identity ?? ""}` : "";
   return `${record.call.candidates[side]}:${record.call.done[side]}${claimed}`;
+}
+
+/** The call's claim as the callee's socket carries it (CallAttachment), from the record: a newer
+ * socket of the callee takes it over, with the time it was made. */
+function claimOf(record: CallRecord): CallAttachment["claim"] {
+  const callee = record.call.callee;
+  if (!callee) return undefined;
+  const at = record.history.find((h) => h.status === "claimed")?.at ?? record.call.createdAt;
+  return { door: callee.door, at };
 }
 
 /** The history entries of a transition's status effects. */
