@@ -276,6 +276,15 @@ async function relayMemory({ server, secret, steps }) {
 
 // ---- table ------------------------------------------------------------------------------------------
 
+const RUNTIME = "workerd (Worker runtime)";
+
+/** KiB per connection of a memory ramp at its `n`-connections step: the whole tree's, or with
+ * `role` one process role's (processes.mjs roleOf). */
+function kibPerConnectionAt(ramp, n, role) {
+  const point = ramp?.points.find((pt) => pt.connections === n);
+  return role ? point?.kibPerConnectionByProcess[role] : point?.kibPerConnection;
+}
+
 function buildRows(j) {
   const rows = [];
   const s = j.signaling;
@@ -289,8 +298,7 @@ function buildRows(j) {
     rows.push([`server CPU ms per call, ${label}`, o.serverCpuMsPerCall, p.serverCpuMsPerCall]);
   }
   const m = j.memory;
-  const RUNTIME = "workerd (Worker runtime)";
-  const at = (r, n, role) => { const x = r?.points.find((pt) => pt.connections === n); return role ? x?.kibPerConnectionByProcess[role] : x?.kibPerConnection; };
+  const at = kibPerConnectionAt;
   const peerAt = (n) => at(m.peerjs, n);
   for (const [key, what] of [["oursVoice", "Voice stream waiting"], ["oursViam", "Viam Answer stream waiting"], ["oursRelay", "audio-relay WebSocket"]]) {
     if (!m[key]) continue;
@@ -342,11 +350,11 @@ function floorComparison(j) {
   // RSS per waiting answerer at the ramp's top step: whole wrangler dev tree and runtime process.
   const fm = j.floor.memory?.waitingAnswerer;
   const top = j.config.connections[j.config.connections.length - 1];
-  const at = (r, role) => { const x = r?.points.find((pt) => pt.connections === top); return (role ? x?.kibPerConnectionByProcess[role] : x?.kibPerConnection) ?? null; };
+  const at = (r, role) => kibPerConnectionAt(r, top, role) ?? null;
   if (fm) {
     out.memory = { connections: top };
     for (const [key, door] of [["voice", "oursVoice"], ["viam", "oursViam"]]) {
-      for (const [scope, role] of [["tree", null], ["runtime", "workerd (Worker runtime)"]]) {
+      for (const [scope, role] of [["tree", null], ["runtime", RUNTIME]]) {
         const [ours, floor, peerjs] = [at(j.memory[door], role), at(fm, role), at(j.memory.peerjs)];
         out.memory[`${key}:${scope}`] = { ours, floor, peerjs, oursOverFloor: ours && floor ? round(ours / floor, 2) : null, oursOverPeerjs: ours && peerjs ? round(ours / peerjs, 2) : null };
       }

@@ -98,7 +98,6 @@ export const SIP_PBKDF2_ITERATIONS = 100_000;
 /** Longest SIP password accepted: far above any passphrase, and it bounds the hashing input. */
 export const MAX_SIP_PASSWORD_BYTES = 1024;
 
-
 /** Headers a StartCall/TransferCall may carry, and their sizes. Every status of the call repeats
  * them, so they bound each status (16 × 576 B ≈ 9 KiB) and with it the stored history. */
 export const MAX_SIP_HEADERS = 16;
