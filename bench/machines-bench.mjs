@@ -13,7 +13,7 @@
 // calls, not turn them away). Before anything is timed every machine is registered: each has
 // answered calls, and every stream those calls used has been replaced and had time to register.
 //
-// Rate limits (worker/limits.ts REQUESTS_PER_SECOND per identity): callers rotate over
+// Rate limits (model/limits.ts REQUESTS_PER_SECOND per identity): callers rotate over
 // CALLER_IDENTITIES identities so none of them comes near its limit (a call costs its caller two
 // requests); a machine is one identity, and whatever its streams are refused is counted
 // ("host limited").

@@ -150,8 +150,11 @@ const QUIET = { CI: "1", WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: 
  * `config`, when given ({ toml, dir }: a wrangler config's text and the directory its paths are
  * relative to), serves that Worker instead of this project's (floor-bench.mjs: the platform floor),
  * built and served the same way.
+ *
+ * `inspectorPort`, when given, is where wrangler dev's DevTools inspector listens (bench/viam-profile.mjs
+ * records CPU profiles through it); otherwise wrangler picks one.
  */
-export async function startWrangler(authSecret, { ref = null, wrapMain = null, name = "wrangler dev", config = null } = {}) {
+export async function startWrangler(authSecret, { ref = null, wrapMain = null, name = "wrangler dev", config = null, inspectorPort = null } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "edge-voice-bench-"));
   tempDirs.add(dir);
   const source = config ? config.dir : ref ? exportCommit(ref, join(dir, "src")) : ROOT;
@@ -176,7 +179,7 @@ export async function startWrangler(authSecret, { ref = null, wrapMain = null, n
   const { child, log } = track(name, process.execPath, [WRANGLER, "dev",
     "--config", join(dir, "dev.toml"), "--port", String(port), "--ip", "127.0.0.1",
     "--persist-to", join(dir, "state"), "--var", `AUTH_SECRET:${authSecret}`,
-    "--show-interactive-dev-session=false", "--log-level", "warn"], QUIET);
+    "--show-interactive-dev-session=false", "--log-level", "warn", ...(inspectorPort ? ["--inspector-port", String(inspectorPort)] : [])], QUIET);
   const server = { name, child, log, baseUrl: `http://127.0.0.1:${port}`, url: `ws://127.0.0.1:${port}`, source, tempDirs: [dir] };
   const until = Date.now() + 90_000;
   while (true) {

@@ -10,6 +10,12 @@
 //   - "floor" (bench/floor-bench.mjs, bench/floor/worker.js; run inside the PeerJS part): the same
 //     exchange on a bare Worker + one Durable Object over hibernatable WebSockets, on its own
 //     wrangler dev, beside ours and PeerJS (median and p99, ours/floor, ours/PeerJS);
+//   - "viamfloor" (bench/viam-floor-bench.mjs, bench/viam-floor/worker.js): the Viam exchange
+//     against the floor of its own shape, a bare Worker + one Durable Object per host serving
+//     Call, Answer and CallUpdate over Connect, on its own wrangler dev, with the same client
+//     (goutils' 2-answerer loop on 20 machines; Call → candidate → CallUpdate(done) → cancel):
+//     median and p99 one at a time, calls/s at BENCH_VIAMFLOOR_STEPS in flight, CPU-ms per setup
+//     by process, a plain GET /healthz through each Worker, ours/floor for each;
 //   - "machines" (bench/machines-bench.mjs): call setups/s, errors and not_found per step against
 //     20 machines holding goutils' 2 Viam Answer streams each, ramping the calls in flight, and
 //     the knee;
@@ -22,7 +28,7 @@
 // network paths, the placement of each Durable Object and the production runtime decide latency.
 // What a run does show is the cost of this code and this runtime relative to a minimal server.
 //
-// Order: signaling, the PeerJS comparison (with the floor), machines, idle, audio. The idle
+// Order: signaling, the PeerJS comparison (with the floor), the Viam-shaped floor, machines, idle, audio. The idle
 // window overlaps nothing (it is wall time; load during it would be counted as activity). The
 // audio ramp stays last: an overloaded runtime keeps draining queued frames for seconds after it,
 // and nothing needs to wait for that.
@@ -35,9 +41,11 @@
 // (and floor) signalling measurement, BENCH_PEERJS_CONNECTIONS ("100,500,1000") memory ramp steps,
 // BENCH_PEERJS_BUDGET_S (115) soft limit on the PeerJS comparison (its helper servers' start
 // included), BENCH_MACHINES_STEPS ("20,40,80,160") calls in flight per step of the machines ramp,
-// BENCH_MACHINES_STEP_S (3) per step, BENCH_IDLE_ANSWERERS (100) waiting answerers per door in the
+// BENCH_MACHINES_STEP_S (3) per step, BENCH_VIAMFLOOR_CALLS (300) calls one at a time per server
+// in the Viam-shaped floor comparison, BENCH_VIAMFLOOR_STEPS ("40") calls in flight per throughput
+// step there, BENCH_VIAMFLOOR_STEP_S (5) per step, BENCH_IDLE_ANSWERERS (100) waiting answerers per door in the
 // idle part, BENCH_IDLE_S (60) its idle window, BENCH_ONLY ("signaling", "peerjs", "machines",
-// "idle" or "audio", or several comma-separated; default all), BENCH_OUT (bench/results.json),
+// "viamfloor", "idle" or "audio", or several comma-separated; default all), BENCH_OUT (bench/results.json),
 // BENCH_REF (a commit to build the Worker from instead of the working tree, e.g. HEAD; resolved
 // once at the start, so the helper instances started later are built from the same commit),
 // BENCH_SERVER_LOGS (a directory for every server's output, see processes.mjs), BENCH_DEBUG (print
@@ -50,6 +58,7 @@ import { audioLatency, audioPingFloor, audioRamp, audioThroughput, baselineAudio
 import { floorTable, peerjsTable, runPeerjsComparison } from "./peerjs-bench.mjs";
 import { idleAnswerers, idleTable } from "./idle-bench.mjs";
 import { machinesTable, machinesThroughput } from "./machines-bench.mjs";
+import { startViamFloor, viamFloorComparison, viamFloorTable } from "./viam-floor-bench.mjs";
 import { groupCpu, killAllNow, machineBusyMs, settle, sourceOf, startBaseline, startWrangler, stop, stopServersOnExit } from "./processes.mjs";
 import { loadProtos } from "./protos.mjs";
 import { comparisonTable, log, machine, show, table } from "./report.mjs";
@@ -78,6 +87,11 @@ const config = {
     connections: counts("BENCH_PEERJS_CONNECTIONS", "100,500,1000"),
     budgetSeconds: positive("BENCH_PEERJS_BUDGET_S", 115),
   },
+  viamFloor: {
+    calls: positive("BENCH_VIAMFLOOR_CALLS", 300),
+    steps: counts("BENCH_VIAMFLOOR_STEPS", "40"),
+    stepSeconds: positive("BENCH_VIAMFLOOR_STEP_S", 5),
+  },
   machines: {
     steps: counts("BENCH_MACHINES_STEPS", "20,40,80,160"),
     stepSeconds: positive("BENCH_MACHINES_STEP_S", 3),
@@ -87,7 +101,7 @@ const config = {
     idleSeconds: positive("BENCH_IDLE_S", 60),
   },
 };
-const PARTS = ["signaling", "peerjs", "machines", "idle", "audio"];
+const PARTS = ["signaling", "peerjs", "viamfloor", "machines", "idle", "audio"];
 const parts = new Set(config.only === "all" ? PARTS : config.only.split(",").map((p) => p.trim()));
 for (const p of parts) if (!PARTS.includes(p)) throw new Error(`BENCH_ONLY: unknown part "${p}" (known: ${PARTS.join(", ")})`);
 const OUT = resolve(env.BENCH_OUT ?? join(ROOT, "bench/results.json"));
@@ -95,6 +109,7 @@ const AUTH_SECRET = "bench-secret";
 const startedAt = performance.now();
 
 stopServersOnExit("bench", (config.budgetSeconds + (parts.has("peerjs") ? config.peerjs.budgetSeconds : 0)) * 2 + 120 +
+  (parts.has("viamfloor") ? config.viamFloor.steps.length * (config.viamFloor.stepSeconds + 20) * 2 + 300 : 0) +
   (parts.has("machines") ? config.machines.steps.length * (config.machines.stepSeconds + 20) + 120 : 0) +
   (parts.has("idle") ? config.idle.idleSeconds + 180 : 0));
 
@@ -185,7 +200,7 @@ function otherCpuMeter(servers) {
 async function main() {
   const results = {
     note: "Numbers from wrangler dev on loopback measure the local runtime (workerd behind wrangler's dev proxy) on this machine, not Cloudflare's edge. Clients, servers and baselines share the machine's cores.",
-    date: new Date().toISOString(), machine: machine(), source: sourceOf(config.ref), config, signaling: null, audio: null, peerjs: null, floor: null, machines: null, idle: null,
+    date: new Date().toISOString(), machine: machine(), source: sourceOf(config.ref), config, signaling: null, audio: null, peerjs: null, floor: null, viamFloor: null, machines: null, idle: null,
   };
   log(`machine: ${results.machine.cpuModel}, ${results.machine.cores} cores, node ${process.version}, wrangler ${results.machine.wrangler}, load ${results.machine.loadAverageAtStart.join(" ")}`);
   log(`starting wrangler dev (${results.source.built})${parts.has("signaling") || parts.has("audio") ? " and the Node ws baselines" : ""}`);
@@ -255,6 +270,19 @@ async function main() {
       }
       console.log(peerjsTable(results.peerjs));
       console.log(floorTable(results.floor));
+    }
+
+    if (parts.has("viamfloor")) {
+      await aside(async () => {
+        log("starting the Viam-shaped floor (bench/viam-floor/worker.js) on its own wrangler dev");
+        const floor = await startViamFloor(AUTH_SECRET);
+        try {
+          results.viamFloor = await viamFloorComparison({ ours: worker, floor, protos, secret: AUTH_SECRET, cpuOf, ...config.viamFloor });
+        } finally {
+          await stop(floor);
+        }
+      });
+      console.log(viamFloorTable(results.viamFloor));
     }
 
     if (parts.has("machines")) {

@@ -1,4 +1,4 @@
-// Seed 003 as the benchmarks' clients speak it: packets (the layout worker/audio-codec.ts owns,
+// Seed 003 as the benchmarks' clients speak it: packets (the layout codecs/audio-codec.ts owns,
 // written here into Buffers in place, since a ramp sends thousands of frames a second from one
 // process), this Worker's room URL, and the handshake → accept exchange that pairs two sockets.
 import { signToken } from "../scripts/dev-token.mjs";

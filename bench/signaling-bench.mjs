@@ -180,7 +180,7 @@ export async function viamCall(signaling, headers, { candidate = null, retryNotF
 /**
  * One slot: calls one at a time, each from the next of `pairs` callers to the next of `pairs`
  * hosts, every host online through onlineCallee(`host`: its door, streams, replace). The Worker
- * limits requests per identity (worker/limits.ts REQUESTS_PER_SECOND); a call costs its caller
+ * limits requests per identity (model/limits.ts REQUESTS_PER_SECOND); a call costs its caller
  * two (Call, CallUpdate) and a Voice host one, so spreading a slot's calls over several
  * identities keeps every one of them at a rate a person or robot could honestly reach. With
  * `candidate`, the host sends it after its answer and a call is timed until it arrives.

@@ -3,13 +3,12 @@
 // carries its pairing state in its attachment, so a call survives the object's eviction and
 // nothing is kept in SQLite. Binary frames are relayed as received: the same ArrayBuffer goes
 // out to the peer, byte for byte.
-import type { Env } from "../worker/env";
-import { AudioMessageType, AudioProtocolError, decode, encode, isDataPacket } from "../worker/audio-codec";
+import { AudioMessageType, AudioProtocolError, decode, encode, isDataPacket } from "../codecs/audio-codec";
 import {
   AUDIO_KEEPALIVE_LEASE_MS, AUDIO_RING_TIMEOUT_MS, AUDIO_SEEN_RESOLUTION_MS, AUDIO_SWEEP_MS, MAX_AUDIO_FRAME_BYTES,
   NAME_PATTERN,
-} from "../worker/limits";
-import { relaysDataAsIs, step, type Party, type PairingEffect, type PairingEvent } from "./audio-pairing";
+} from "../model/limits";
+import { relaysDataAsIs, step, type Party, type PairingEffect, type PairingEvent } from "../model/audio-pairing";
 import { closeSocket, HibernatingObject, KEEPALIVE_PING, socketAttachments } from "./hibernating-object";
 
 /** Set by the Worker (worker/audio-relay.ts) from the verified token. The room trusts it because

@@ -7,15 +7,14 @@
 // back in on every wake; after a reset, which drops the sockets with their attachments, the doors
 // say it again as they reconnect (the callee's socket re-claims, a candidate carries its index).
 import { Code } from "@connectrpc/connect";
-import type { Env } from "../worker/env";
-import { CALL_MAX_AGE_MS, CALL_RETENTION_MS, MAX_QUEUED_SIGNALS, SIGNAL_TTL_MS } from "../worker/limits";
+import { CALL_MAX_AGE_MS, CALL_RETENTION_MS, MAX_QUEUED_SIGNALS, SIGNAL_TTL_MS } from "../model/limits";
 import {
   inboundClosed, step, type CallEvent, type CallState, type CallStatus, type Door, type Effect, type IceCandidate,
   type Party, type Side, type Signal,
-} from "./call-model";
+} from "../model/call-model";
 import { AlarmClock } from "./alarm-clock";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
-import { failure, success, type Result } from "./result";
+import { failure, success, type Result } from "../model/result";
 import { SPINE_CLOSE, type CallPush, type CallRequest, type StartCall } from "./spine-messages";
 
 // The record is one key of the object's key-value store (SQLite-backed: one row written per put).

@@ -7,16 +7,14 @@
 // answerers are all busy still counts as online: its calls wait in line (the one write a call
 // makes here) until an answerer frees up or opens a new stream, or the offer deadline passes.
 import { Code } from "@connectrpc/connect";
-import type { Env } from "../worker/env";
 import {
   ANSWERER_REOPEN_GRACE_MS, MAX_PENDING_CALLS_PER_HOST, REQUEST_BURST, REQUESTS_PER_SECOND,
-} from "../worker/limits";
-import type { Door } from "./call-model";
+} from "../model/limits";
+import type { Door } from "../model/call-model";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
-import { failure, success, type Result } from "./result";
+import { failure, success, type Result } from "../model/result";
 import type { HostPush, HostRequest } from "./spine-messages";
-import { fullBucket, takeTokens, type TokenBucket } from "./token-bucket";
-import { refusal } from "../worker/rate-limit";
+import { fullBucket, overRate, takeTokens, type TokenBucket } from "../model/token-bucket";
 
 // WITHOUT ROWID: a text primary key is then the table itself, not a second index beside it, so
 // each insert, update and delete writes one row where SQLite's billing would count two. `seq`
@@ -168,7 +166,7 @@ export class HostObject extends HibernatingObject<Env> {
   private takeToken(): Response | undefined {
     const { granted, retryAfterMs } = this.leaseNow(1);
     if (granted > 0) return undefined;
-    const { message } = refusal(this.hostName(), Math.max(1, retryAfterMs));
+    const { message } = overRate(this.hostName(), Math.max(1, retryAfterMs));
     return Response.json({ code: Code.ResourceExhausted, message }, { status: 429 });
   }
 

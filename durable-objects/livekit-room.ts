@@ -5,13 +5,12 @@
 // Deadlines (a lone participant's wait, a closed socket's resume window) run on the alarm.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { SignalRequestSchema, SignalResponseSchema } from "../proto/gen/livekit_rtc_pb";
-import type { Env } from "../worker/env";
-import { iceServersFor } from "../worker/ice-config";
-import { LIVEKIT_MAX_SIGNAL_BYTES, NAME_PATTERN } from "../worker/limits";
-import type { LiveKitGrant } from "../worker/livekit-token";
+import { iceServersFor } from "../model/ice-servers";
+import { LIVEKIT_MAX_SIGNAL_BYTES, NAME_PATTERN } from "../model/limits";
+import type { LiveKitGrant } from "../model/livekit-grant";
 import { AlarmClock } from "./alarm-clock";
 import { closeSocket, HibernatingObject } from "./hibernating-object";
-import { emptyRoom, nextDeadline, step, type RoomEffect, type RoomEvent, type RoomState } from "./livekit-model";
+import { emptyRoom, nextDeadline, step, type RoomEffect, type RoomEvent, type RoomState } from "../model/livekit-model";
 
 /** Set by the Worker (worker/livekit.ts) to the verified token's grant, as JSON. The room trusts
  * it because only the Worker can reach the object, and the Worker overwrites any client value. */

@@ -11,21 +11,20 @@
 //   account holds a leg (sip-audio-leg.ts) to play WAV files.
 import { DurableObject } from "cloudflare:workers";
 import { Code } from "@connectrpc/connect";
-import type { Env } from "../worker/env";
 import {
   MAX_SIP_QUEUED_AUDIO_BYTES, MAX_SIP_STATUS_HISTORY, SIGNAL_TTL_MS, SIP_AUDIO_DIAL_AFTER_CONNECT_MS,
   SIP_AUDIO_PAIRING_WAIT_MS, SIP_RING_TIMEOUT_MS,
-} from "../worker/limits";
-import { convertPcm, WavError, type PcmAudio } from "../worker/wav-audio";
+} from "../model/limits";
+import { convertPcm, WavError, type PcmAudio } from "../codecs/wav-audio";
 import type { CallChange } from "./call";
 import { AlarmClock } from "./alarm-clock";
-import { failure, success, type Result } from "./result";
+import { failure, success, type Result } from "../model/result";
 import { SipAudioLeg, type AudioLegEvents } from "./sip-audio-leg";
 import { fingerprint, hashPassword, sameBytes, verifyPassword, type PasswordHash } from "./sip-credentials";
 import {
   isAvailable, needsConnectedCall, newAccount, nextDeadline, step, type SipAccountState, type SipEffect,
   type SipEvent, type SipStatusEntry, type StatusName,
-} from "./sip-model";
+} from "../model/sip-model";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS credentials (
@@ -51,7 +50,7 @@ const SCHEMA = `
 `;
 
 /** The ring timeout in force: SIP_RING_TIMEOUT_MS unless the environment shortens it (tests). It
- * stays below SIGNAL_TTL_MS for the reason given in worker/limits.ts. */
+ * stays below SIGNAL_TTL_MS for the reason given in model/limits.ts. */
 export function ringTimeoutMs(env: Env): number {
   const configured = Number(env.SIP_RING_TIMEOUT_MS);
   return Number.isFinite(configured) && configured >= 1_000 && configured < SIGNAL_TTL_MS ? configured : SIP_RING_TIMEOUT_MS;

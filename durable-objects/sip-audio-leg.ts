@@ -11,15 +11,14 @@
 // The socket is not hibernatable (an object cannot hibernate while it holds a client socket), so
 // a leg lives as long as the account object stays in memory; an evicted account reopens it on
 // the next PlayWavFiles.
-import type { Env } from "../worker/env";
-import { AudioMessageType, decode, encode, SampleFormat, type AudioPacket, type AudioParams } from "../worker/audio-codec";
-import { MAX_AUDIO_FRAME_BYTES, SIP_AUDIO_DIAL_RETRY_MS, SIP_AUDIO_PACKET_MS } from "../worker/limits";
-import { bytesPerSample } from "../worker/wav-audio";
+import { AudioMessageType, decode, encode, SampleFormat, type AudioPacket, type AudioParams } from "../codecs/audio-codec";
+import { MAX_AUDIO_FRAME_BYTES, SIP_AUDIO_DIAL_RETRY_MS, SIP_AUDIO_PACKET_MS } from "../model/limits";
+import { bytesPerSample } from "../codecs/wav-audio";
 import { AUDIO_IDENTITY_HEADER } from "./audio-room";
 
 /** What a SIP leg proposes: 16 kHz mono 16-bit, wideband telephony and the usual output of
  * speech synthesis, in 20 ms packets. `chunkSize` is in sample frames per data packet. A callee
- * may counter-propose anything the relay carries; WAVs are converted to it (worker/wav-audio.ts). */
+ * may counter-propose anything the relay carries; WAVs are converted to it (codecs/wav-audio.ts). */
 export const SIP_AUDIO_PROPOSAL: AudioParams = {
   sampleRate: 16_000, channels: 1, format: SampleFormat.Int16, chunkSize: 16_000 * SIP_AUDIO_PACKET_MS / 1000,
 };

@@ -1,7 +1,7 @@
 // SIP account passwords: salted PBKDF2-SHA-256 through WebCrypto, never stored in clear.
 // The iteration count is stored with each hash, so raising SIP_PBKDF2_ITERATIONS later leaves
 // existing accounts verifiable (and they are re-hashed when they register again).
-import { SIP_PBKDF2_ITERATIONS } from "../worker/limits";
+import { SIP_PBKDF2_ITERATIONS } from "../model/limits";
 
 export interface PasswordHash {
   hash: Uint8Array;

@@ -2,7 +2,7 @@
 // following a call holds one socket to its CallObject; a door waiting for a call holds one to the
 // HostObject of each identity it answers for. Objects push; doors ask with numbered requests.
 import type { Code } from "@connectrpc/connect";
-import type { IceCandidate, Party, Signal } from "./call-model";
+import type { IceCandidate, Party, Signal } from "../model/call-model";
 
 /** Object → door on a call socket. */
 export type CallPush =

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   AudioMessageType, AudioProtocolError, decode, encode, isDataPacket, SampleFormat, type AudioPacket, type AudioParams,
-} from "../worker/audio-codec";
+} from "../codecs/audio-codec";
 
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const params: fc.Arbitrary<AudioParams> = fc.record({

@@ -1,8 +1,8 @@
 // The audio room's pairing rules as a pure function: every transition, without sockets.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { relaysDataAsIs, step, type Parties, type Party, type PairingEvent, type PairingState } from "../durable-objects/audio-pairing";
-import { AudioMessageType, SampleFormat, type AudioPacket } from "../worker/audio-codec";
+import { relaysDataAsIs, step, type Parties, type Party, type PairingEvent, type PairingState } from "../model/audio-pairing";
+import { AudioMessageType, SampleFormat, type AudioPacket } from "../codecs/audio-codec";
 
 const EMPTY = new Uint8Array(0);
 const PARAMS = { sampleRate: 16_000, channels: 1, format: SampleFormat.Int16, chunkSize: 320 };

@@ -2,8 +2,8 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { AudioMessageType, encode, SampleFormat, type AudioPacket, type AudioParams } from "../worker/audio-codec";
-import { MAX_AUDIO_FRAME_BYTES } from "../worker/limits";
+import { AudioMessageType, encode, SampleFormat, type AudioPacket, type AudioParams } from "../codecs/audio-codec";
+import { MAX_AUDIO_FRAME_BYTES } from "../model/limits";
 import { AudioSocket } from "./door-clients";
 import { tokenFor } from "./tokens";
 

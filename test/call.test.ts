@@ -2,7 +2,7 @@ import { Code } from "@connectrpc/connect";
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { CALL_RETENTION_MS, MAX_QUEUED_SIGNALS } from "../worker/limits";
+import { CALL_RETENTION_MS, MAX_QUEUED_SIGNALS } from "../model/limits";
 import { editStoredCall, onlineAnswerer } from "./door-clients";
 
 let seq = 0;

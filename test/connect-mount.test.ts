@@ -7,7 +7,7 @@ import { endStreamFlag, endStreamFromJson, errorFromJsonBytes } from "@connectrp
 import { trailerFlag, trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { MAX_DRAINED_REQUEST_BYTES, MAX_RPC_MESSAGE_BYTES } from "../worker/limits";
+import { MAX_DRAINED_REQUEST_BYTES, MAX_RPC_MESSAGE_BYTES } from "../model/limits";
 import { unique } from "./door-clients";
 import { tokenFor } from "./tokens";
 

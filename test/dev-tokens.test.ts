@@ -2,8 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../worker/app";
 import { verifyIdentity } from "../worker/auth";
-import type { Env } from "../worker/env";
-import { DEV_TOKEN_TTL_S } from "../worker/limits";
+import { DEV_TOKEN_TTL_S } from "../model/limits";
 import { TEST_AUTH_SECRET } from "./test-secret";
 
 /** The Worker's bindings with DEV_TOKENS=1, as `wrangler dev --var DEV_TOKENS:1` runs it. (Defined,

@@ -8,7 +8,7 @@ import { expect } from "vitest";
 import { Sip } from "../proto/gen/ondewo/sip/sip_pb";
 import { SignalingService, type CallResponse } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { ClientSignalSchema, VoiceService, type Signal } from "../proto/gen/protocol/voice/v1/voice_pb";
-import { encode, type AudioPacket } from "../worker/audio-codec";
+import { encode, type AudioPacket } from "../codecs/audio-codec";
 import { clientFor, pushable } from "./connect-clients";
 import { tokenFor } from "./tokens";
 export { codeOf, errorOf } from "./rpc-outcomes";

@@ -12,11 +12,11 @@ import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm, runI
 import { describe, expect, it } from "vitest";
 import { SipStatus_StatusType as S } from "../proto/gen/ondewo/sip/sip_pb";
 import type { AudioRoom } from "../durable-objects/audio-room";
-import type { CallState } from "../durable-objects/call-model";
-import { AudioMessageType, encode, SampleFormat, type AudioPacket } from "../worker/audio-codec";
+import type { CallState } from "../model/call-model";
+import { AudioMessageType, encode, SampleFormat, type AudioPacket } from "../codecs/audio-codec";
 import {
   ANSWERER_REOPEN_GRACE_MS, AUDIO_KEEPALIVE_LEASE_MS, AUDIO_RING_TIMEOUT_MS, AUDIO_SWEEP_MS, OFFER_DEADLINE_MS, SIGNAL_TTL_MS,
-} from "../worker/limits";
+} from "../model/limits";
 import {
   answeredCallObject, AudioSocket, candidateLine, codeOf, editStoredCall, errorOf, nextHandedCall, onlineAnswerer, openVoice,
   sipAccount, sipClient, sleep, unique, viamCall,

@@ -1,4 +1,4 @@
-// Every bound in worker/limits.ts, enforced where it is stated. Bounds whose enforcement a door's
+// Every bound in model/limits.ts, enforced where it is stated. Bounds whose enforcement a door's
 // own test already pins are named here with that test, so this file is the one index:
 // - audio relay frame (1009): audio-relay.test.ts "closes a socket that sends a frame over the size limit"
 // - LiveKit signalling frame (1009): livekit.test.ts "closes a socket that sends a frame larger than …"
@@ -18,7 +18,7 @@ import { SignalingService } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb"
 import {
   MAX_ANSWER_HOSTS, MAX_CANDIDATES_PER_SIDE, MAX_NAME_LENGTH, MAX_PENDING_CALLS_PER_HOST, MAX_RPC_MESSAGE_BYTES,
   NAME_PATTERN,
-} from "../worker/limits";
+} from "../model/limits";
 import { clientFor } from "./connect-clients";
 import { answeredCallObject, candidateLine, codeOf, errorOf, onlineAnswerer, openVoice, sipAccount, unique, viamClient } from "./door-clients";
 import { liveKitToken } from "./livekit-fixtures";

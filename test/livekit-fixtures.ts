@@ -1,7 +1,7 @@
 // Shared inputs of the LiveKit tests: SDP as Chrome writes it for livekit-client, grants, and
 // tokens minted by livekit-server-sdk exactly as a LiveKit app mints them.
 import { AccessToken, type VideoGrant } from "livekit-server-sdk";
-import type { LiveKitGrant } from "../worker/livekit-token";
+import type { LiveKitGrant } from "../model/livekit-grant";
 import { TEST_LIVEKIT_API_KEY, TEST_LIVEKIT_API_SECRET } from "./test-secret";
 
 export const STREAM_ID = "e9488407-1b2c-4d3e-8f90-a1b2c3d4e5f6";

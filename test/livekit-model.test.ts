@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   emptyRoom, nextDeadline, NORMAL_CLOSURE, POLICY_VIOLATION, SERVER_VERSION, step, type RoomEffect, type RoomEvent,
   type RoomState,
-} from "../durable-objects/livekit-model";
+} from "../model/livekit-model";
 import {
   DisconnectReason, ParticipantInfo_State, TrackSource, TrackType, type ParticipantInfo,
 } from "../proto/gen/livekit_models_pb";
@@ -15,11 +15,11 @@ import {
   PublishDataTrackRequestSchema, RequestResponse_Reason, SessionDescriptionSchema, SignalTarget, TrickleRequestSchema,
   UpdateParticipantMetadataSchema, type SignalRequest, type SignalResponse,
 } from "../proto/gen/livekit_rtc_pb";
-import type { LiveKitGrant } from "../worker/livekit-token";
+import type { LiveKitGrant } from "../model/livekit-grant";
 import {
   LIVEKIT_MAX_PARKED_CANDIDATES, LIVEKIT_PEER_WAIT_MS, LIVEKIT_PING_INTERVAL_S, LIVEKIT_PING_TIMEOUT_S,
   LIVEKIT_RESTART_SETTLE_MS, LIVEKIT_RESUME_WINDOW_MS,
-} from "../worker/limits";
+} from "../model/limits";
 import { ANSWER, CANDIDATE, DATA_OFFER, grantFor, MIC_CID, micOffer } from "./livekit-fixtures";
 
 const ICE = [{ urls: ["stun:stun.example.com:3478"] }];

@@ -1,6 +1,6 @@
 // The msid rewrite of relayed LiveKit offers, on SDP as Chrome writes it.
 import { describe, expect, it } from "vitest";
-import { mediaSections, rewriteMsid } from "../worker/livekit-sdp";
+import { mediaSections, rewriteMsid } from "../codecs/livekit-sdp";
 import { MIC_CID, micOffer, STREAM_ID } from "./livekit-fixtures";
 
 const CID = MIC_CID;

@@ -4,7 +4,7 @@ import { sign } from "hono/jwt";
 import { TrackSource } from "livekit-server-sdk";
 import { describe, expect, it } from "vitest";
 import { TrackSource as WireTrackSource } from "../proto/gen/livekit_models_pb";
-import { LIVEKIT_TOKEN_NBF_LEEWAY_S } from "../worker/limits";
+import { LIVEKIT_TOKEN_NBF_LEEWAY_S } from "../model/limits";
 import { verifyLiveKitToken } from "../worker/livekit-token";
 import { liveKitToken } from "./livekit-fixtures";
 import { TEST_LIVEKIT_API_KEY as KEY, TEST_LIVEKIT_API_SECRET as SECRET } from "./test-secret";

@@ -10,8 +10,8 @@ import {
   SignalRequestSchema, SignalResponseSchema, SignalTarget, TrickleRequestSchema, type SignalRequest,
   type SignalResponse,
 } from "../proto/gen/livekit_rtc_pb";
-import { iceServersFor } from "../worker/ice-config";
-import { LIVEKIT_MAX_SIGNAL_BYTES, LIVEKIT_PEER_WAIT_MS } from "../worker/limits";
+import { iceServersFor } from "../model/ice-servers";
+import { LIVEKIT_MAX_SIGNAL_BYTES, LIVEKIT_PEER_WAIT_MS } from "../model/limits";
 import { ANSWER, CANDIDATE, DATA_OFFER, liveKitToken, MIC_CID } from "./livekit-fixtures";
 
 type Message = NonNullable<SignalResponse["message"]>;

@@ -4,8 +4,8 @@ import { Code } from "@connectrpc/connect";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { fullBucket, takeTokens } from "../durable-objects/token-bucket";
-import { RATE_LEASE_TOKENS, REQUEST_BURST, REQUESTS_PER_SECOND } from "../worker/limits";
+import { fullBucket, takeTokens } from "../model/token-bucket";
+import { RATE_LEASE_TOKENS, REQUEST_BURST, REQUESTS_PER_SECOND } from "../model/limits";
 import { codeOf, errorOf, openVoice, sipAccount, sleep, unique, viamClient } from "./door-clients";
 
 const NO_SUCH_CALL = "00000000-0000-4000-8000-000000000000";

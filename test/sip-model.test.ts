@@ -1,4 +1,4 @@
-// The SIP account rules (durable-objects/sip-model.ts) without I/O: unit tests for each decision,
+// The SIP account rules (model/sip-model.ts) without I/O: unit tests for each decision,
 // and property tests over random event sequences for the invariants every door relies on.
 import { Code } from "@connectrpc/connect";
 import fc from "fast-check";
@@ -6,9 +6,9 @@ import { describe, expect, it } from "vitest";
 import {
   isAvailable, needsConnectedCall, newAccount, NEXT_STATUSES, nextDeadline, step, STATUS_NAMES,
   type SipAccountState, type SipEffect, type SipEvent, type StatusName,
-} from "../durable-objects/sip-model";
+} from "../model/sip-model";
 import { SipStatus_StatusType } from "../proto/gen/ondewo/sip/sip_pb";
-import { SIP_SOFT_HANGUP_MAX_MS } from "../worker/limits";
+import { SIP_SOFT_HANGUP_MAX_MS } from "../model/limits";
 
 const BASE = "ws://host/audio/";
 

@@ -8,7 +8,7 @@ import {
 } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { clientFor, pushable, type Protocol } from "./connect-clients";
 import { tokenFor } from "./tokens";
-import { CALLER_DONE_WAIT_MS } from "../worker/limits";
+import { CALLER_DONE_WAIT_MS } from "../model/limits";
 import { codeOf } from "./rpc-outcomes";
 
 type AnswerInit = MessageInitShape<typeof AnswerResponseSchema>;

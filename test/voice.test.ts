@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { SignalingService, type CallResponse } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { ClientSignalSchema, VoiceService, type Signal } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { candidateFromVoice } from "../worker/voice";
-import { sdpToViam } from "../worker/viam-sdp";
+import { sdpToViam } from "../codecs/viam-sdp";
 import { clientFor, pushable } from "./connect-clients";
 import { tokenFor } from "./tokens";
 import { codeOf } from "./rpc-outcomes";

@@ -1,9 +1,9 @@
-// WAV decoding and conversion to the relay's formats (worker/wav-audio.ts).
+// WAV decoding and conversion to the relay's formats (codecs/wav-audio.ts).
 import { encodeWaveFromBuffer, SampleFormat as WaveFormat } from "@echogarden/wave-codec";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SampleFormat } from "../worker/audio-codec";
-import { convertPcm, decodeWav, WavError } from "../worker/wav-audio";
+import { SampleFormat } from "../codecs/audio-codec";
+import { convertPcm, decodeWav, WavError } from "../codecs/wav-audio";
 
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const int16 = (...v: number[]) => bytesOf(new Int16Array(v));

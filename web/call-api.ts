@@ -61,5 +61,5 @@ export async function hangUp(callId: string, token: string): Promise<void> {
   if (!res.ok) throw await refusalOf(res);
 }
 
-/** The statuses after which a call is over (durable-objects/call-model.ts `end`). */
+/** The statuses after which a call is over (model/call-model.ts `end`). */
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(["failed", "hung_up", "timed_out"]);

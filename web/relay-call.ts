@@ -8,7 +8,7 @@
 // socket attachments), so the history a page shows in this mode is what its own socket saw.
 import {
   AudioMessageType, SampleFormat, decode, encode, type AudioPacket, type AudioParams,
-} from "../worker/audio-codec";
+} from "../codecs/audio-codec";
 import type { Side } from "./call-api";
 import type { CaptureOptions, PcmEncoding, PlayerOptions } from "./relay-worklet";
 

@@ -4,10 +4,10 @@
 import { Code } from "@connectrpc/connect";
 import type { Context } from "hono";
 import { AUDIO_IDENTITY_HEADER } from "../durable-objects/audio-room";
-import type { Failure } from "../durable-objects/result";
+import type { Failure } from "../model/result";
 import { tokenFrom, verifyIdentity } from "./auth";
 import type { AppEnv } from "./env";
-import { NAME_PATTERN } from "./limits";
+import { NAME_PATTERN } from "../model/limits";
 
 export async function audioRelay(c: Context<AppEnv, "/audio/:room">): Promise<Response> {
   const room = c.req.param("room");

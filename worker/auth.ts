@@ -2,8 +2,8 @@
 // Verification is hono's (hono/jwt), not hand-written.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { verify } from "hono/jwt";
-import { failure, success, type Result } from "../durable-objects/result";
-import { MAX_VERIFIED_TOKENS, NAME_PATTERN } from "./limits";
+import { failure, success, type Result } from "../model/result";
+import { MAX_VERIFIED_TOKENS, NAME_PATTERN } from "../model/limits";
 
 /** HS256 verification keys by secret, kept for the isolate's life: importing the key was a third
  * of the cost of verifying a token. A CryptoKey is plain data, so sharing it between requests is

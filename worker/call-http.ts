@@ -7,8 +7,8 @@ import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-con
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { CallSummary } from "../durable-objects/call";
-import type { Side } from "../durable-objects/call-model";
-import { failure, success, type Failure, type Result } from "../durable-objects/result";
+import type { Side } from "../model/call-model";
+import { failure, success, type Failure, type Result } from "../model/result";
 import { tokenFrom, verifyIdentity } from "./auth";
 import { callStub } from "./call-streams";
 import type { AppEnv } from "./env";

@@ -2,11 +2,10 @@
 // Shared by every door so each stays a translation.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { CallObject } from "../durable-objects/call";
-import type { Door, Signal } from "../durable-objects/call-model";
-import type { Result } from "../durable-objects/result";
+import type { Door, Signal } from "../model/call-model";
+import type { Result } from "../model/result";
 import { SPINE_CLOSE } from "../durable-objects/spine-messages";
 import { publicError } from "./connect-errors";
-import type { Env } from "./env";
 import { Answerer, CallSocket } from "./object-sockets";
 
 export { CallSocket, SPINE_CLOSE };

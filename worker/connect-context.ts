@@ -1,7 +1,6 @@
 // Bindings reach Connect handlers through context values, never module globals: one Worker
 // isolate serves many requests, and each request brings its own `env`.
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
-import type { Env } from "./env";
 
 export const envKey = createContextKey<Env | undefined>(undefined, { description: "Worker bindings" });
 

@@ -5,8 +5,8 @@ import { universalServerResponseToFetch, type UniversalHandler } from "@connectr
 import type { Hono } from "hono";
 import { envKey } from "./connect-context";
 import { publicErrors } from "./connect-errors";
-import type { AppEnv, Env } from "./env";
-import { MAX_DRAINED_REQUEST_BYTES, MAX_RPC_MESSAGE_BYTES, MAX_RPC_TIMEOUT_MS } from "./limits";
+import type { AppEnv } from "./env";
+import { MAX_DRAINED_REQUEST_BYTES, MAX_RPC_MESSAGE_BYTES, MAX_RPC_TIMEOUT_MS } from "../model/limits";
 
 /**
  * connect's protocol negotiation refuses bidi streams when told the request is HTTP/1.x,

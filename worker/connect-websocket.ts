@@ -18,7 +18,7 @@ import type { Context } from "hono";
 import { asyncQueue } from "../client/async-queue";
 import { contextValuesFor } from "./connect-mount";
 import type { AppEnv } from "./env";
-import { MAX_RPC_MESSAGE_BYTES } from "./limits";
+import { MAX_RPC_MESSAGE_BYTES } from "../model/limits";
 
 /** Request headers a browser may pass as query parameters (nothing that changes the protocol). */
 const FORWARDED_PARAMS = ["rpc-host", "voice-call-id", "heartbeats-allowed", "connect-timeout-ms"];

@@ -5,7 +5,7 @@
 import type { Context } from "hono";
 import { sign } from "hono/jwt";
 import type { AppEnv } from "./env";
-import { DEV_TOKEN_TTL_S, NAME_PATTERN } from "./limits";
+import { DEV_TOKEN_TTL_S, NAME_PATTERN } from "../model/limits";
 
 export async function devToken(c: Context<AppEnv>): Promise<Response> {
   if (c.env.DEV_TOKENS !== "1") return c.notFound();

@@ -7,4 +7,4 @@ export { AudioRoom } from "../durable-objects/audio-room";
 export { LiveKitRoom } from "../durable-objects/livekit-room";
 export { SipAccount } from "../durable-objects/sip-account";
 
-export default { fetch: app.fetch } satisfies ExportedHandler<import("./env").Env>;
+export default { fetch: app.fetch } satisfies ExportedHandler<Env>;

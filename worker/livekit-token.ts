@@ -4,25 +4,14 @@
 // Verified with hono/jwt, as every other token of the service.
 import { Code } from "@connectrpc/connect";
 import { verify } from "hono/jwt";
-import { failure, success, type Result } from "../durable-objects/result";
+import { failure, success, type Result } from "../model/result";
 import { TrackSource } from "../proto/gen/livekit_models_pb";
 import { hs256Key } from "./auth";
-import { LIVEKIT_TOKEN_NBF_LEEWAY_S, NAME_PATTERN } from "./limits";
+import type { LiveKitGrant } from "../model/livekit-grant";
 
-/** What a verified token lets its holder do in one room. */
-export interface LiveKitGrant {
-  identity: string;
-  room: string;
-  name: string;
-  metadata: string;
-  attributes: Record<string, string>;
-  canPublish: boolean;
-  /** Sources it may publish; empty means all (livekit-server's rule). */
-  canPublishSources: TrackSource[];
-  canSubscribe: boolean;
-  canPublishData: boolean;
-  canUpdateOwnMetadata: boolean;
-}
+export type { LiveKitGrant };
+import { LIVEKIT_TOKEN_NBF_LEEWAY_S, NAME_PATTERN } from "../model/limits";
+
 
 /** `canPublishSources` as AccessToken writes them (grants.ts `trackSourceToString`). */
 const SOURCES: Readonly<Record<string, TrackSource>> = {

@@ -10,7 +10,7 @@
 import { Code } from "@connectrpc/connect";
 import type { Context, Hono } from "hono";
 import { LIVEKIT_GRANT_HEADER } from "../durable-objects/livekit-room";
-import type { Failure } from "../durable-objects/result";
+import type { Failure } from "../model/result";
 import { tokenFrom } from "./auth";
 import type { AppEnv } from "./env";
 import { verifyLiveKitToken } from "./livekit-token";

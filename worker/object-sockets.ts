@@ -5,14 +5,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { asyncQueue } from "../client/async-queue";
 import type { CallObject } from "../durable-objects/call";
-import type { Door, IceCandidate, Side, Signal } from "../durable-objects/call-model";
+import type { Door, IceCandidate, Side, Signal } from "../model/call-model";
 import type { HostObject } from "../durable-objects/host";
-import { failure, success, type Result } from "../durable-objects/result";
+import { failure, success, type Result } from "../model/result";
 import {
   SPINE_CLOSE, type CallPush, type CallRequest, type HostPush, type StartCall,
 } from "../durable-objects/spine-messages";
-import type { Env } from "./env";
-import { CALLER_DONE_WAIT_MS, SPINE_RECONNECTS } from "./limits";
+import { CALLER_DONE_WAIT_MS, SPINE_RECONNECTS } from "../model/limits";
 
 /** Opens a WebSocket to an object, or returns the object's refusal as a failure. */
 async function connect(stub: DurableObjectStub<CallObject> | DurableObjectStub<HostObject>, query: Record<string, string>): Promise<Result<WebSocket>> {

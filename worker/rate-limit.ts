@@ -3,9 +3,8 @@
 // and location. Asking the object on every request would cost an RPC each, so an isolate leases a
 // few tokens at once and spends them locally, and remembers a refusal until the bucket has a token
 // again: a flood from one client is refused in the isolate, without reaching any object.
-import { Code, ConnectError } from "@connectrpc/connect";
-import type { Env } from "./env";
-import { RATE_LEASE_CACHE_SIZE, RATE_LEASE_TOKENS, RATE_LEASE_TTL_MS, REQUESTS_PER_SECOND } from "./limits";
+import { overRate } from "../model/token-bucket";
+import { RATE_LEASE_CACHE_SIZE, RATE_LEASE_TOKENS, RATE_LEASE_TTL_MS } from "../model/limits";
 
 interface Lease {
   tokens: number;
@@ -44,15 +43,10 @@ export function admitFromLease(identity: string, lease = leaseOf(identity)): boo
     lease.tokens--;
     return true;
   }
-  if (now < lease.refusedUntil) throw refusal(identity, lease.refusedUntil - now);
+  if (now < lease.refusedUntil) throw overRate(identity, lease.refusedUntil - now);
   return false;
 }
 
-/** The error a request over the identity's rate gets. */
-export function refusal(identity: string, retryAfterMs: number): ConnectError {
-  return new ConnectError(`${identity} makes more than ${REQUESTS_PER_SECOND} requests a second; retry in ${retryAfterMs} ms`,
-    Code.ResourceExhausted);
-}
 
 function leaseOf(identity: string): Lease {
   let lease = leases.get(identity);

@@ -9,18 +9,17 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { ringTimeoutMs } from "../durable-objects/sip-account";
-import { SERVER_HEADERS, type SipStatusEntry } from "../durable-objects/sip-model";
+import { SERVER_HEADERS, type SipStatusEntry } from "../model/sip-model";
 import { Sip, SipStatus_StatusType, type SipStatusSchema } from "../proto/gen/ondewo/sip/sip_pb";
 import { tokenFrom, verifyIdentity } from "./auth";
 import { orThrow } from "./call-streams";
 import { envOf } from "./connect-context";
-import type { Env } from "./env";
 import {
   MAX_RPC_TIMEOUT_MS, MAX_SIP_HEADER_KEY_BYTES, MAX_SIP_HEADER_VALUE_BYTES, MAX_SIP_HEADERS, MAX_SIP_PASSWORD_BYTES,
   MAX_WAV_FILES, MAX_WAV_TOTAL_BYTES, NAME_PATTERN, SIP_MAX_RESPONSE_BYTES,
-} from "./limits";
+} from "../model/limits";
 import { admit } from "./rate-limit";
-import { decodeWav, WavError, type PcmAudio } from "./wav-audio";
+import { decodeWav, WavError, type PcmAudio } from "../codecs/wav-audio";
 
 const utf8 = new TextEncoder();
 

@@ -3,7 +3,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import type { Signal } from "../durable-objects/call-model";
+import type { Signal } from "../model/call-model";
 import { asyncQueue } from "../client/async-queue";
 import {
   SignalingService, WebRTCConfigSchema, type AnswerRequest, type AnswerResponse,
@@ -11,11 +11,10 @@ import {
 import { requireActsFor, requireClaims, requireIdentity, tokenFrom } from "./auth";
 import { abandon, callStub, CallSocket, orThrow, serveCallee, waitForCall } from "./call-streams";
 import { envOf } from "./connect-context";
-import type { Env } from "./env";
-import { iceServersFor } from "./ice-config";
+import { iceServersFor } from "../model/ice-servers";
 import { admit, admitFromLease } from "./rate-limit";
-import { ANSWERER_HEARTBEAT_MS, MAX_ANSWER_HOSTS, NAME_PATTERN, OFFER_DEADLINE_MS } from "./limits";
-import { iceFromWire, iceToWire } from "./viam-ice";
+import { ANSWERER_HEARTBEAT_MS, MAX_ANSWER_HOSTS, NAME_PATTERN, OFFER_DEADLINE_MS } from "../model/limits";
+import { iceFromWire, iceToWire } from "../codecs/viam-ice";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -2,14 +2,14 @@
 // Connect stream means "online to take calls"; it gets the oldest waiting call's offer, then the
 // caller's candidates, and sends back its answer and candidates. One stream carries one call.
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
-import type { IceCandidate, Signal as CallSignal } from "../durable-objects/call-model";
+import type { IceCandidate, Signal as CallSignal } from "../model/call-model";
 import { VoiceService, type ClientSignal } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { requireIdentity } from "./auth";
 import { orThrow, serveCallee, SPINE_CLOSE, waitForCall, type CallSocket } from "./call-streams";
 import { envOf } from "./connect-context";
-import { ANSWERER_HEARTBEAT_MS } from "./limits";
+import { ANSWERER_HEARTBEAT_MS } from "../model/limits";
 import { admitFromLease } from "./rate-limit";
-import { sdpFromViam, sdpToViam } from "./viam-sdp";
+import { sdpFromViam, sdpToViam } from "../codecs/viam-sdp";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

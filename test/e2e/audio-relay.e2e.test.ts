@@ -3,8 +3,8 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { AudioMessageType, encode, SampleFormat, type AudioPacket } from "../../worker/audio-codec";
-import { MAX_AUDIO_FRAME_BYTES } from "../../worker/limits";
+import { AudioMessageType, encode, SampleFormat, type AudioPacket } from "../../codecs/audio-codec";
+import { MAX_AUDIO_FRAME_BYTES } from "../../model/limits";
 import { baseUrl, tokenFor } from "./server";
 
 

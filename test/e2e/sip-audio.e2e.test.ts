@@ -8,7 +8,7 @@ import { encodeWaveFromBuffer, SampleFormat as WaveFormat } from "@echogarden/wa
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { Sip, SipStatus_StatusType as S, type SipStatus } from "../../proto/gen/ondewo/sip/sip_pb";
-import { AudioMessageType, decode, encode, SampleFormat, type AudioPacket, type AudioParams } from "../../worker/audio-codec";
+import { AudioMessageType, decode, encode, SampleFormat, type AudioPacket, type AudioParams } from "../../codecs/audio-codec";
 import { baseUrl, tokenFor } from "./server";
 
 

@@ -1,6 +1,6 @@
 // Viam's ICECandidate message ⇄ the call model's RTCIceCandidateInit shape. proto3 `optional`
 // fields keep their presence, so an absent sdpMid stays absent on the other side.
-import type { IceCandidate } from "../durable-objects/call-model";
+import type { IceCandidate } from "../model/call-model";
 import type { ICECandidate } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 
 export function iceFromWire(c: ICECandidate): IceCandidate {

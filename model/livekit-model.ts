@@ -36,13 +36,13 @@ import {
   type AddTrackRequest, type SessionDescription, type SignalRequest, type SignalResponse, type TrickleRequest,
   type UpdateParticipantMetadata,
 } from "../proto/gen/livekit_rtc_pb";
-import type { IceServer } from "../worker/ice-config";
-import { mediaSections, rewriteMsid } from "../worker/livekit-sdp";
-import type { LiveKitGrant } from "../worker/livekit-token";
+import type { IceServer } from "./ice-servers";
+import { mediaSections, rewriteMsid } from "../codecs/livekit-sdp";
+import type { LiveKitGrant } from "./livekit-grant";
 import {
   LIVEKIT_MAX_PARKED_CANDIDATES, LIVEKIT_MAX_PARTICIPANTS, LIVEKIT_MAX_TRACKS_PER_PARTICIPANT, LIVEKIT_PEER_WAIT_MS,
   LIVEKIT_PING_INTERVAL_S, LIVEKIT_PING_TIMEOUT_S, LIVEKIT_RESTART_SETTLE_MS, LIVEKIT_RESUME_WINDOW_MS,
-} from "../worker/limits";
+} from "./limits";
 
 /** The livekit-server version the JoinResponse reports. livekit-client refuses a server without
  * one and allows RPC only from 1.8.0; up to 1.13.6 it publishes VP9/AV1 as one SVC encoding

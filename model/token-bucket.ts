@@ -1,5 +1,7 @@
 // A token bucket as a pure value: `rate` tokens a second flow in, at most `burst` are kept, and
 // each admitted request takes one. No clock of its own: the caller passes `now`.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { REQUESTS_PER_SECOND } from "./limits";
 
 export interface TokenBucket {
   tokens: number;
@@ -28,4 +30,10 @@ export function takeTokens(bucket: TokenBucket, now: number, want: number, rate:
   const left = tokens - granted;
   const retryAfterMs = granted > 0 ? 0 : Math.ceil(((1 - left) * 1000) / rate);
   return { bucket: { tokens: left, at: Math.max(now, bucket.at) }, granted, retryAfterMs };
+}
+
+/** The error a request over its identity's rate gets (at the door, and from the identity's object). */
+export function overRate(identity: string, retryAfterMs: number): ConnectError {
+  return new ConnectError(`${identity} makes more than ${REQUESTS_PER_SECOND} requests a second; retry in ${retryAfterMs} ms`,
+    Code.ResourceExhausted);
 }

@@ -2,8 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { SignalingService } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { app } from "../worker/app";
-import type { Env } from "../worker/env";
-import { TURN_CREDENTIAL_TTL_S } from "../worker/limits";
+import { TURN_CREDENTIAL_TTL_S } from "../model/limits";
 import { clientFor } from "./connect-clients";
 import { tokenFor } from "./tokens";
 

@@ -1,7 +1,6 @@
 // ICE servers handed to clients: STUN by default, plus TURN with short-lived credentials when a
 // TURN REST shared secret is configured (the scheme coturn implements as `use-auth-secret`:
 // username = "<expiry unix time>:<identity>", credential = base64(HMAC-SHA1(secret, username))).
-import type { Env } from "./env";
 import { TURN_CREDENTIAL_TTL_S } from "./limits";
 
 export interface IceServer {

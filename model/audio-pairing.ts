@@ -21,7 +21,7 @@
 //   answer that it would not have sent had it known. Until that socket makes a move that is valid
 //   in its new state, such messages are discarded instead of costing it its socket; an audio
 //   stream at 50 packets/s always has a few frames on the wire when the peer hangs up.
-import { AudioMessageType, CloseCode, type AudioPacket } from "../worker/audio-codec";
+import { AudioMessageType, CloseCode, type AudioPacket } from "../codecs/audio-codec";
 
 export type PairingState =
   /** In no call. */

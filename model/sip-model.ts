@@ -18,7 +18,7 @@
 // - A hard hangup ends the call at once, cutting queued WAV audio; a soft hangup lets queued audio
 //   finish (bounded by SIP_SOFT_HANGUP_MAX_MS) and then ends the call.
 import { Code } from "@connectrpc/connect";
-import { SIP_SOFT_HANGUP_MAX_MS } from "../worker/limits";
+import { SIP_SOFT_HANGUP_MAX_MS } from "./limits";
 import type { Side } from "./call-model";
 import { failure, type Failure } from "./result";
 

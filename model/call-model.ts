@@ -3,7 +3,7 @@
 // effects. Every door (Viam, Voice, SIP, audio, LiveKit) drives a call through these events,
 // which is what lets a call started through one door be answered through another.
 import { Code } from "@connectrpc/connect";
-import { MAX_CANDIDATES_PER_SIDE } from "../worker/limits";
+import { MAX_CANDIDATES_PER_SIDE } from "./limits";
 import { failure, type Failure } from "./result";
 
 export type Side = "caller" | "callee";

@@ -1,0 +1,109 @@
+// Every shell example in README.md and docs/*.md runs as written against the e2e server, so the
+// docs cannot rot. Between a reader's terminal (at the repository root, `npm start` running) and
+// this test only three things differ:
+// - `localhost:8787`, where `npm start` listens, becomes this run's server;
+// - AUTH_SECRET and LIVEKIT_API_SECRET in the environment are this server's, so `npm run token`
+//   (scripts/dev-token.mjs reads AUTH_SECRET before .dev.vars) and the examples' LiveKit tokens
+//   sign what it accepts;
+// - alice, bob and carol get a suffix per block, so that no block meets the accounts, calls or
+//   rooms another block or test left behind.
+// A block fenced ```sh no-run is shown and not run (installing, starting the server, deploying).
+// Each block runs with `bash -e -o pipefail`: any failing command fails it, not only the last.
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, inject, it } from "vitest";
+import { authSecret, baseUrl } from "./server";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const DOCS = ["README.md", ...readdirSync(join(ROOT, "docs")).filter((f) => f.endsWith(".md")).sort().map((f) => `docs/${f}`)];
+const SHELLS = new Set(["sh", "bash", "shell"]);
+const NO_RUN = "no-run";
+/** The address the examples use: `npm start`'s. */
+const DOCUMENTED_HOST = "localhost:8787";
+const README_MAX_LINES = 300;
+/** A block that places a call, plays audio or waits for a status takes seconds; none takes a minute. */
+const BLOCK_TIMEOUT_MS = 90_000;
+
+interface Block { file: string; line: number; lang: string; flags: string[]; body: string }
+
+/** The fenced code blocks of a markdown file, with the line their fence opens on. */
+function blocksOf(file: string): Block[] {
+  const lines = readFileSync(join(ROOT, file), "utf8").split("\n");
+  const blocks: Block[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^(\s*)```(\S*)(.*)$/.exec(lines[i]);
+    if (!open) continue;
+    const end = lines.findIndex((l, j) => j > i && /^\s*```\s*$/.test(l));
+    if (end < 0) throw new Error(`${file}:${i + 1}: code block never closes`);
+    const indent = open[1].length;
+    blocks.push({ file, line: i + 1, lang: open[2], flags: open[3].trim().split(/\s+/).filter(Boolean),
+      body: lines.slice(i + 1, end).map((l) => l.slice(Math.min(indent, l.length - l.trimStart().length))).join("\n") });
+    i = end;
+  }
+  return blocks;
+}
+
+const blocks = DOCS.flatMap(blocksOf);
+const shellBlocks = blocks.filter((b) => SHELLS.has(b.lang));
+const runnable = shellBlocks.filter((b) => !b.flags.includes(NO_RUN));
+
+/** The block as this run executes it: this server's address, and names of its own. */
+function forThisRun(block: Block, index: number): string {
+  const tag = `d${index}${Math.random().toString(36).slice(2, 6)}`;
+  return block.body
+    .replaceAll(DOCUMENTED_HOST, new URL(baseUrl).host)
+    .replace(/\b(alice|bob|carol)\b/g, `$1_${tag}`);
+}
+
+function run(script: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolvePromise) => {
+    const child = spawn("bash", ["-e", "-o", "pipefail", "-c", script], {
+      cwd: ROOT,
+      env: { ...process.env, AUTH_SECRET: authSecret, LIVEKIT_API_SECRET: inject("livekitApiSecret") },
+      // Its own process group, so a block that hangs is stopped with everything it started.
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (d) => { output += d; });
+    child.stderr.on("data", (d) => { output += d; });
+    const timer = setTimeout(() => {
+      output += `\n[stopped after ${BLOCK_TIMEOUT_MS / 1000} s]`;
+      try { process.kill(-child.pid!, "SIGKILL"); } catch { /* already gone */ }
+    }, BLOCK_TIMEOUT_MS);
+    child.on("close", (code) => { clearTimeout(timer); resolvePromise({ code, output }); });
+  });
+}
+
+describe("the docs", () => {
+  it("keep the README within 300 lines", () => {
+    expect(readFileSync(join(ROOT, "README.md"), "utf8").trimEnd().split("\n").length).toBeLessThanOrEqual(README_MAX_LINES);
+  });
+
+  it("link only to files that exist", () => {
+    const missing: string[] = [];
+    for (const file of DOCS) {
+      const text = readFileSync(join(ROOT, file), "utf8");
+      for (const [, target] of text.matchAll(/\]\(([^)\s#]+)(?:#[^)]*)?\)/g)) {
+        if (/^[a-z]+:/i.test(target)) continue; // http(s), mailto
+        if (!existsSync(resolve(ROOT, dirname(file), target))) missing.push(`${file} → ${target}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it("mark the few shell blocks that do not run, and run the rest", () => {
+    const skipped = shellBlocks.filter((b) => b.flags.includes(NO_RUN)).map((b) => `${b.file}:${b.line}`);
+    expect(runnable.length).toBeGreaterThan(skipped.length);
+  });
+});
+
+describe.each(runnable.map((block, index) => ({ block, index, name: `${block.file}:${block.line}` })))(
+  "the shell example at $name", ({ block, index }) => {
+    it("runs as written", { timeout: BLOCK_TIMEOUT_MS + 10_000 }, async () => {
+      const { code, output } = await run(forThisRun(block, index));
+      expect(code, `${block.file}:${block.line} exited ${code}:\n${output.slice(-4000)}`).toBe(0);
+    });
+  });
