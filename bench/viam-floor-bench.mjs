@@ -192,6 +192,7 @@ async function throughput(f, { inFlight, seconds, cpu }) {
   let setups = 0, firstError = null;
   const hostBefore = f.hostErrors();
   const cpuBefore = cpu();
+  const clientBefore = process.cpuUsage();
   const started = performance.now();
   const end = started + seconds * 1000;
   await Promise.all(Array.from({ length: inFlight }, async (_, k) => {
@@ -210,12 +211,15 @@ async function throughput(f, { inFlight, seconds, cpu }) {
   }));
   const wallMs = performance.now() - started;
   const used = cpuBetween(cpuBefore, cpu(), Math.max(1, setups));
+  const client = process.cpuUsage(clientBefore);
   const hostAfter = f.hostErrors();
   return {
     inFlight, seconds: round(wallMs / 1000, 2), setups, setupsPerSec: round(setups / (wallMs / 1000), 1),
     failed: Object.values(errors).reduce((a, b) => a + b, 0), errors, firstError,
     hostStreamErrors: Object.fromEntries(Object.entries(hostAfter).map(([k, v]) => [k, v - (hostBefore[k] ?? 0)]).filter(([, v]) => v > 0)),
     callToCandidateMs: summarize(latencies), serverCpuMsPerSetup: used.total, serverCpuMsPerSetupByProcess: used.byRole,
+    // The clients (this process) share the machine's 2 cores with the servers: what they use is not left for them.
+    clientCpuMsPerSetup: round((client.user + client.system) / 1000 / Math.max(1, setups), 2),
   };
 }
 
@@ -253,7 +257,7 @@ export async function viamFloorComparison({ ours, floor, protos, secret, cpuOf, 
         await quiet();
         const r = await throughput(fleets[key], { inFlight, seconds: stepSeconds, cpu: cpuOf(server) });
         out[key].throughput.push(r);
-        log(`  ${key}: ${inFlight} in flight, ${r.setupsPerSec} setups/s (${r.setups} in ${r.seconds} s), ${r.failed} failed ${JSON.stringify(r.errors)}, Call→candidate median ${r.callToCandidateMs.median} ms, p99 ${r.callToCandidateMs.p99} ms, CPU ms/setup ${r.serverCpuMsPerSetup} ${JSON.stringify(r.serverCpuMsPerSetupByProcess)}`);
+        log(`  ${key}: ${inFlight} in flight, ${r.setupsPerSec} setups/s (${r.setups} in ${r.seconds} s), ${r.failed} failed ${JSON.stringify(r.errors)}, Call→candidate median ${r.callToCandidateMs.median} ms, p99 ${r.callToCandidateMs.p99} ms, CPU ms/setup ${r.serverCpuMsPerSetup} ${JSON.stringify(r.serverCpuMsPerSetupByProcess)}, client ${r.clientCpuMsPerSetup}`);
       }
     }
     for (const [key, server] of systems) {
@@ -289,6 +293,7 @@ function compare(r) {
     loadedCallToCandidateMedianMs: pair(o?.callToCandidateMs.median, f?.callToCandidateMs.median),
     failedCalls: { ours: sumErrors(r.ours), floor: sumErrors(r.floor) },
     serverCpuMsPerSetup: pair(o?.serverCpuMsPerSetup, f?.serverCpuMsPerSetup),
+    clientCpuMsPerSetup: pair(o?.clientCpuMsPerSetup, f?.clientCpuMsPerSetup),
     serverCpuMsPerSetupByProcess: Object.fromEntries([...roles].map((role) => [role, pair(o?.serverCpuMsPerSetupByProcess[role] ?? 0, f?.serverCpuMsPerSetupByProcess[role] ?? 0)])),
     healthzMedianMs: pair(r.ours.healthz?.median, r.floor.healthz?.median),
     healthzCpuMs: pair(r.ours.healthz?.serverCpuMsPerRequest, r.floor.healthz?.serverCpuMsPerRequest),
@@ -315,6 +320,7 @@ export function viamFloorTable(r) {
     row("  Call → first candidate under that load: median ms", c.loadedCallToCandidateMedianMs, 1),
     row("server CPU ms per setup (all processes)", c.serverCpuMsPerSetup),
     ...Object.entries(c.serverCpuMsPerSetupByProcess).map(([role, p]) => row(`  ${role}`, p)),
+    row("client CPU ms per setup (the bench's own Node process, same client code)", c.clientCpuMsPerSetup),
     [`failed calls (all phases)`, show(c.failedCalls.ours, 0), show(c.failedCalls.floor, 0), ""],
     row(`one plain GET /healthz through the Worker (${r.config.healthzRequests} in a row): median ms`, c.healthzMedianMs, 3),
     row("  server CPU ms per GET /healthz", c.healthzCpuMs),

@@ -175,6 +175,7 @@ async function socketTo(env, host, query) {
   const res = await env.HOST.getByName(host).fetch(`https://host/socket?${query}`, { headers: { upgrade: "websocket" } });
   const ws = res.webSocket;
   if (!ws) throw new Error(`the host's object refused the socket (${res.status})`);
+  ws.binaryType = "arraybuffer"; // the standard's default is Blob (websocket_standard_binary_type)
   ws.accept();
   return ws;
 }
