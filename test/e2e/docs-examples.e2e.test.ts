@@ -9,8 +9,12 @@
 //   rooms another block or test left behind.
 // A block fenced ```sh no-run is shown and not run (installing, starting the server, deploying).
 // Each block runs with `bash -e -o pipefail`: any failing command fails it, not only the last.
+//
+// The TypeScript in the docs is type-checked as well (esbuild, which runs it, does not check
+// types): every ```ts block (browser code and snippets that need a machine or a page to run) and
+// every heredoc a shell block feeds to `esbuild --loader=ts`.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, inject, it } from "vitest";
@@ -48,6 +52,25 @@ function blocksOf(file: string): Block[] {
 const blocks = DOCS.flatMap(blocksOf);
 const shellBlocks = blocks.filter((b) => SHELLS.has(b.lang));
 const runnable = shellBlocks.filter((b) => !b.flags.includes(NO_RUN));
+
+/** Where the TypeScript examples are written to be checked: inside node_modules, so their package
+ * imports resolve as they do at the repository root. */
+const TYPECHECK_DIR = join(ROOT, "node_modules/.cache/docs-examples");
+
+/** The TypeScript of the docs: ```ts blocks, and the heredocs shell blocks hand to esbuild. */
+function typeScriptOf(block: Block): string[] {
+  if (block.lang === "ts") return [block.body];
+  if (!SHELLS.has(block.lang)) return [];
+  const lines = block.body.split("\n");
+  const sources: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!/--loader=ts <<'EOF'/.test(lines[i])) continue;
+    const end = lines.indexOf("EOF", i + 1);
+    sources.push(lines.slice(i + 1, end).join("\n"));
+    i = end;
+  }
+  return sources;
+}
 
 /** The block as this run executes it: this server's address, and names of its own. */
 function forThisRun(block: Block, index: number): string {
@@ -92,6 +115,31 @@ describe("the docs", () => {
       }
     }
     expect(missing).toEqual([]);
+  });
+
+  it("hold TypeScript that type-checks", { timeout: BLOCK_TIMEOUT_MS }, async () => {
+    rmSync(TYPECHECK_DIR, { recursive: true, force: true });
+    mkdirSync(TYPECHECK_DIR, { recursive: true });
+    const files: string[] = [];
+    for (const block of blocks) {
+      typeScriptOf(block).forEach((source, n) => {
+        const name = `${block.file.replace(/[/.]/g, "_")}_line${block.line}_${n}.ts`;
+        // The examples import this repository's files as ./…, from its root.
+        writeFileSync(join(TYPECHECK_DIR, name), source.replaceAll('from "./', `from "${ROOT}/`));
+        files.push(name);
+      });
+    }
+    writeFileSync(join(TYPECHECK_DIR, "tsconfig.json"), JSON.stringify({
+      compilerOptions: {
+        target: "ES2023", module: "ESNext", moduleResolution: "bundler", lib: ["ES2023", "DOM", "DOM.Iterable"],
+        types: ["node"], strict: true, noEmit: true, skipLibCheck: true, allowJs: true, isolatedModules: true,
+      },
+      files,
+    }));
+    expect(files.length).toBeGreaterThan(0);
+    const { code, output } = await run(`npx tsc -p ${JSON.stringify(TYPECHECK_DIR)}`);
+    // Names in tsc's messages: docs_sip_md_line93_0.ts is the block at docs/sip.md line 93.
+    expect(code, output).toBe(0);
   });
 
   it("mark the few shell blocks that do not run, and run the rest", () => {
