@@ -1,10 +1,14 @@
 // Worker entry. workerd accepts only handlers and Durable Object classes as exports.
+import type { WebhookDelivery } from "../durable-objects/operator-outbox";
 import { app } from "./app";
+import { webhookQueue } from "./webhook-delivery";
 
 export { CallObject } from "../durable-objects/call";
 export { HostObject } from "../durable-objects/host";
 export { AudioRoom } from "../durable-objects/audio-room";
 export { LiveKitRoom } from "../durable-objects/livekit-room";
 export { SipAccount } from "../durable-objects/sip-account";
+export { RoomDirectory } from "../durable-objects/room-directory";
 
-export default { fetch: app.fetch } satisfies ExportedHandler<Env>;
+// `queue`: the operator webhooks' consumer (worker/webhook-delivery.ts).
+export default { fetch: app.fetch, queue: webhookQueue } satisfies ExportedHandler<Env, WebhookDelivery>;

@@ -1,0 +1,107 @@
+// The outbox of an object whose rooms operators see (a call, a LiveKit room, an audio room). An
+// event is written here in the same storage transaction as the state change it reports, so there
+// is never an event for a change that was not recorded, and none is lost for one that was: the
+// rows stay until both of their consumers took them, the room directory (for RoomService) and the
+// webhook queue (one message per event and URL, for worker/webhook-delivery.ts). Sending starts at
+// once; whatever is still here when the object wakes again (after a reset cut a send short) or
+// when its alarm fires (the object brings it forward to OUTBOX_RETRY_MS while rows wait) is sent
+// again. A row sent twice is harmless: the directory keeps each room's newest update by sequence,
+// and a webhook receiver sees the same event id (LiveKit's webhooks are at least once too).
+import { webhookBody, newEventId } from "../codecs/livekit-operator";
+import { directoryShard, webhookUrls, type OperatorEvent, type RoomKind } from "../model/operator-events";
+import { OUTBOX_RETRY_MS } from "../model/operator-limits";
+import type { DirectoryUpdate } from "./room-directory";
+
+const PREFIX = "outbox/";
+/** Queue sendBatch takes at most 100 messages. */
+const QUEUE_BATCH = 100;
+
+/** One webhook POST to make: the queue's message. `body` is final, so every retry sends the same bytes. */
+export interface WebhookDelivery {
+  v: 1;
+  url: string;
+  id: string;
+  event: string;
+  body: string;
+}
+
+interface OutboxRow {
+  id: string;
+  /** Orders the room's updates in the directory (see RoomDirectory.record). */
+  seq: number;
+  kind: RoomKind;
+  event: OperatorEvent;
+  body: string;
+}
+
+export class OperatorOutbox {
+  private sending: Promise<void> | undefined;
+  /** Rows may be waiting (written, or found on wake); false once a send emptied the outbox. */
+  private waiting: boolean;
+  private lastSeq = 0;
+
+  constructor(private readonly storage: DurableObjectStorage, private readonly env: Env, private readonly kind: RoomKind) {
+    this.waiting = !storage.kv.list({ prefix: PREFIX, limit: 1 })[Symbol.iterator]().next().done;
+  }
+
+  /** Whether rows wait to be sent: the object keeps its alarm within OUTBOX_RETRY_MS meanwhile. */
+  get pending(): boolean {
+    return this.waiting;
+  }
+
+  /** When the alarm should come to send waiting rows again, or null. */
+  retryAt(now: number): number | null {
+    return this.waiting ? now + OUTBOX_RETRY_MS : null;
+  }
+
+  /**
+   * Writes the rows of `events`. Call it in the same synchronous block as the write of the state
+   * change (or inside its `transactionSync`): the object's storage commits both at once or neither.
+   */
+  write(events: OperatorEvent[]): void {
+    for (const event of events) {
+      // Milliseconds × 1000, then one more per event: above every seq this room used before, across
+      // wakes too, since no object wakes twice within the same millisecond.
+      const seq = Math.max(this.lastSeq + 1, event.at * 1000);
+      this.lastSeq = seq;
+      const id = newEventId();
+      const row: OutboxRow = { id, seq, kind: this.kind, event, body: webhookBody(event, id) };
+      this.storage.kv.put(`${PREFIX}${String(seq).padStart(17, "0")}`, row);
+    }
+    if (events.length) this.waiting = true;
+  }
+
+  /** Sends every waiting row to its consumers and deletes it; one send at a time. Throws when a
+   * consumer could not take them (they stay for the next try). */
+  flush(): Promise<void> {
+    this.sending ??= this.send().finally(() => { this.sending = undefined; });
+    return this.sending;
+  }
+
+  private async send(): Promise<void> {
+    const rows = [...this.storage.kv.list<OutboxRow>({ prefix: PREFIX })];
+    if (!rows.length) {
+      this.waiting = false;
+      return;
+    }
+    const shards = new Map<number, DirectoryUpdate[]>();
+    for (const [, row] of rows) {
+      const shard = directoryShard(row.event.room.name);
+      const updates = shards.get(shard) ?? [];
+      updates.push({ kind: row.kind, seq: row.seq, room: row.event.room, finished: row.event.event === "room_finished" });
+      shards.set(shard, updates);
+    }
+    await Promise.all([...shards].map(([shard, updates]) => this.env.ROOM_DIRECTORY.getByName(`shard-${shard}`).record(updates)));
+    const urls = webhookUrls(this.env.WEBHOOK_URLS);
+    const messages = rows.flatMap(([, row]) => urls.map((url) => ({
+      body: { v: 1, url, id: row.id, event: row.event.event, body: row.body } satisfies WebhookDelivery,
+      contentType: "json" as const,
+    })));
+    for (let i = 0; i < messages.length; i += QUEUE_BATCH) {
+      await this.env.OPERATOR_WEBHOOKS.sendBatch(messages.slice(i, i + QUEUE_BATCH));
+    }
+    for (const [key] of rows) this.storage.kv.delete(key);
+    // Rows written while these were sent wait for the next flush.
+    this.waiting = !this.storage.kv.list({ prefix: PREFIX, limit: 1 })[Symbol.iterator]().next().done;
+  }
+}

@@ -1,0 +1,184 @@
+// What an operator is told about a room, as LiveKit's webhooks tell it: room_started,
+// participant_joined, participant_left, participant_connection_aborted, room_finished. Pure: the
+// events of a call are derived here, in one place, from one recorded transition (the state before
+// and after `step`), so every door's calls produce the same events for the same changes, and a new
+// door needs nothing here. The objects write the events with the state change they follow (the
+// outbox), and codecs/livekit-operator.ts puts them in LiveKit's wire shapes.
+import type { CallState, Door, Party, Side } from "./call-model";
+import { ROOM_DIRECTORY_SHARDS } from "./operator-limits";
+
+export type OperatorEventName =
+  | "room_started" | "room_finished" | "participant_joined" | "participant_left" | "participant_connection_aborted";
+
+/** Why a participant left, as LiveKit's DisconnectReason names it. */
+export type LeaveReason =
+  | "client_initiated" | "participant_removed" | "room_deleted" | "signal_close" | "connection_timeout"
+  | "join_failure" | "unknown";
+
+/** A room as an operator sees it (LiveKit's Room, the fields this server fills in). */
+export interface OperatorRoom {
+  sid: string;
+  name: string;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  metadata: string;
+  numParticipants: number;
+}
+
+/** A participant as an operator sees it (LiveKit's ParticipantInfo, the fields this server fills in). */
+export interface OperatorParticipant {
+  sid: string;
+  identity: string;
+  name: string;
+  /** Milliseconds since the epoch. */
+  joinedAt: number;
+  /** A SIP account is a SIP participant; everyone else is a standard one. */
+  kind: "standard" | "sip";
+  state: "active" | "disconnected";
+  metadata: string;
+  disconnectReason?: LeaveReason;
+}
+
+export interface OperatorEvent {
+  event: OperatorEventName;
+  room: OperatorRoom;
+  participant?: OperatorParticipant;
+  /** Milliseconds since the epoch: when the change was recorded. */
+  at: number;
+}
+
+/** The kinds of rooms there are: a call of any door, a LiveKit room, an audio relay room. */
+export type RoomKind = "call" | "livekit" | "audio";
+
+/**
+ * Doors whose side stays in the call after its signaling is done: a SIP account's call lasts until
+ * EndCall (it sends done as soon as its SDP is out), and the audio relay carries the media itself.
+ * A Viam, Voice or LiveKit side is finished with the server once it has sent done and been answered.
+ */
+const STAYS_AFTER_DONE: ReadonlySet<Door> = new Set<Door>(["sip", "audio"]);
+
+const SIDES: readonly Side[] = ["caller", "callee"];
+
+/** Names the doors of a call: the room's metadata, as JSON. */
+export function callMetadata(call: CallState): string {
+  return JSON.stringify({ kind: "call", host: call.host,
+    doors: { caller: call.caller.door, ...(call.callee ? { callee: call.callee.door } : {}) } });
+}
+
+function partyOf(call: CallState, side: Side): Party | undefined {
+  return side === "caller" ? call.caller : call.callee;
+}
+
+/** Whether `side` is in the call and has not left it. */
+function present(call: CallState, side: Side): boolean {
+  const party = partyOf(call, side);
+  if (!party) return false;
+  if (call.phase === "ended") return false;
+  // Done before the answer still waits for it; done after it has nothing more to do here.
+  const answered = call.answer !== undefined;
+  return !(call.done[side] && answered && !STAYS_AFTER_DONE.has(party.door));
+}
+
+/** Whether the call's room is still open: someone is in it. */
+export function callRoomOpen(call: CallState): boolean {
+  return SIDES.some((side) => present(call, side));
+}
+
+/** LiveKit-style ids, stable for the call: every event of a room carries the same sids. */
+export function callRoomSid(callId: string): string {
+  return `RM_${callId.replace(/-/g, "").slice(0, 12)}`;
+}
+function callParticipantSid(callId: string, side: Side): string {
+  return `PA_${side === "caller" ? "C" : "A"}${callId.replace(/-/g, "").slice(0, 11)}`;
+}
+
+/** The room of a call as it stands. */
+export function callRoom(call: CallState, metadata?: string): OperatorRoom {
+  return { sid: callRoomSid(call.id), name: call.id, createdAt: call.createdAt,
+    metadata: metadata ?? callMetadata(call), numParticipants: SIDES.filter((side) => present(call, side)).length };
+}
+
+/** A side of the call as a participant. `joinedAt`: when it entered (the call's start, or its claim). */
+export function callParticipant(call: CallState, side: Side, joinedAt: number, reason?: LeaveReason): OperatorParticipant {
+  const party = partyOf(call, side)!;
+  return {
+    sid: callParticipantSid(call.id, side), identity: party.identity, name: party.identity, joinedAt,
+    kind: party.door === "sip" ? "sip" : "standard",
+    state: present(call, side) ? "active" : "disconnected",
+    metadata: JSON.stringify({ side, door: party.door }),
+    ...(reason && !present(call, side) ? { disconnectReason: reason } : {}),
+  };
+}
+
+/** The participants of a call as it stands (those still in it). */
+export function callParticipants(call: CallState, joinedAt: Partial<Record<Side, number>>): OperatorParticipant[] {
+  return SIDES.filter((side) => present(call, side))
+    .map((side) => callParticipant(call, side, joinedAt[side] ?? call.createdAt));
+}
+
+/** Why a side that left `call` did so. `removed`: an operator ended it (RoomService). */
+function leaveReason(call: CallState, removed: LeaveReason | undefined): LeaveReason {
+  if (call.phase !== "ended") return "client_initiated";
+  if (removed) return removed;
+  const end = call.end!;
+  if (end.code === null) return "client_initiated";
+  if (/disconnected|left without/.test(end.message)) return "signal_close";
+  if (end.by === "server") return "connection_timeout";
+  return "client_initiated";
+}
+
+/**
+ * The events of one recorded transition of a call, in order. `prev` is undefined for the call's
+ * start. `joinedAt` is when each side entered (the callee's claim may be recorded later than it
+ * happened). `removed` names an operator's ending (RemoveParticipant, DeleteRoom).
+ *
+ * - room_started and the caller's participant_joined when the call starts;
+ * - participant_joined for the callee when it takes the call;
+ * - for each side that is no longer in the call: participant_left, or, when the call ended in a
+ *   failure before it was ever answered (the side never got connected, as livekit-server says of
+ *   a participant that was never active), participant_connection_aborted;
+ * - room_finished once nobody is left.
+ */
+export function callEvents(prev: CallState | undefined, next: CallState, now: number,
+  joinedAt: Partial<Record<Side, number>> = {}, removed?: LeaveReason): OperatorEvent[] {
+  const events: OperatorEvent[] = [];
+  const room = callRoom(next);
+  const joined = (side: Side) => joinedAt[side] ?? (side === "caller" ? next.createdAt : now);
+  if (!prev) {
+    events.push({ event: "room_started", room: { ...room, numParticipants: 0 }, at: now });
+  }
+  for (const side of SIDES) {
+    if (!partyOf(next, side)) continue;
+    const wasIn = prev !== undefined && partyOf(prev, side) !== undefined;
+    if (!wasIn) {
+      // A side that joins and leaves in one step (it cannot today) still joins first.
+      events.push({ event: "participant_joined", room, participant: { ...callParticipant(next, side, joined(side)),
+        state: "active" }, at: now });
+    }
+    if ((!wasIn || present(prev!, side)) && !present(next, side)) {
+      const aborted = next.phase === "ended" && next.end?.code !== null && next.answer === undefined;
+      events.push({ event: aborted ? "participant_connection_aborted" : "participant_left", room,
+        participant: callParticipant(next, side, joined(side), leaveReason(next, removed)), at: now });
+    }
+  }
+  if ((!prev || callRoomOpen(prev)) && !callRoomOpen(next)) {
+    events.push({ event: "room_finished", room, at: now });
+  }
+  return events;
+}
+
+/** The directory shard of a room: FNV-1a of its name, modulo ROOM_DIRECTORY_SHARDS. Names are ids
+ * or user-chosen, so a cheap hash spreads them evenly enough; nothing adversarial rides on it. */
+export function directoryShard(name: string, shards = ROOM_DIRECTORY_SHARDS): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    hash ^= name.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % shards;
+}
+
+/** WEBHOOK_URLS: comma-separated http(s) URLs; blanks and anything else are ignored. */
+export function webhookUrls(value: string | undefined): string[] {
+  return (value ?? "").split(",").map((url) => url.trim()).filter((url) => /^https?:\/\/\S+$/i.test(url));
+}
