@@ -152,13 +152,14 @@ const QUIET = { CI: "1", WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: 
  * built and served the same way.
  *
  * `inspectorPort`, when given, is where wrangler dev's DevTools inspector listens (bench/viam-profile.mjs
- * records CPU profiles through it); otherwise wrangler picks one.
+ * records CPU profiles through it); otherwise wrangler picks one. `editToml`, when given, rewrites the
+ * wrangler config's text before the build (the profile turns `minify` off, so functions keep their names).
  */
-export async function startWrangler(authSecret, { ref = null, wrapMain = null, name = "wrangler dev", config = null, inspectorPort = null } = {}) {
+export async function startWrangler(authSecret, { ref = null, wrapMain = null, name = "wrangler dev", config = null, inspectorPort = null, editToml = (toml) => toml } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "edge-voice-bench-"));
   tempDirs.add(dir);
   const source = config ? config.dir : ref ? exportCommit(ref, join(dir, "src")) : ROOT;
-  const project = (config ? config.toml : readFileSync(join(source, "wrangler.toml"), "utf8"))
+  const project = editToml(config ? config.toml : readFileSync(join(source, "wrangler.toml"), "utf8"))
     .replace(/^\[build\][\s\S]*?(?=^\[|(?![\s\S]))/m, "")
     .replace(/^directory\s*=\s*"([^"]+)"/m, (_, p) => {
       // The static assets are watched too: serve a copy, so the snapshot holds for them as well.

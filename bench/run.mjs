@@ -275,11 +275,14 @@ async function main() {
     if (parts.has("viamfloor")) {
       await aside(async () => {
         log("starting the Viam-shaped floor (bench/viam-floor/worker.js) on its own wrangler dev");
-        const floor = await startViamFloor(AUTH_SECRET);
+        // The experiment beside it (BENCH_VIAMFLOOR_EXPERIMENT=0: without): the floor routed as the
+        // spine routes a call, through a new object per call, which says what that routing costs.
+        const [floor, callObject] = await Promise.all([startViamFloor(AUTH_SECRET),
+          env.BENCH_VIAMFLOOR_EXPERIMENT === "0" ? null : startViamFloor(AUTH_SECRET, { name: "wrangler dev (floor + object per call)", shape: "call-object" })]);
         try {
-          results.viamFloor = await viamFloorComparison({ ours: worker, floor, protos, secret: AUTH_SECRET, cpuOf, ...config.viamFloor });
+          results.viamFloor = await viamFloorComparison({ ours: worker, floor, callObject, protos, secret: AUTH_SECRET, cpuOf, ...config.viamFloor });
         } finally {
-          await stop(floor);
+          await Promise.all([floor, callObject].filter(Boolean).map((s) => stop(s)));
         }
       });
       console.log(viamFloorTable(results.viamFloor));

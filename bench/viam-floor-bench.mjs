@@ -39,20 +39,24 @@ const CALLER_IDENTITIES = 200;
 const CALL_TIMEOUT_MS = 15_000;
 const ERROR_PAUSE_MS = 10;
 
-/** The floor's wrangler config: one object class, the project's compatibility date and flags. */
-function viamFloorToml() {
+/** The floor's wrangler config: the project's compatibility date and flags; `shape` as its SHAPE var
+ * ("call-object": the experiment with an object per call, see bench/viam-floor/worker.js). */
+function viamFloorToml(shape) {
   const project = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
   const line = (key) => new RegExp(`^${key}\\s*=.*$`, "m").exec(project)?.[0] ?? "";
   return [
     'name = "bench-viam-floor"', 'main = "worker.js"', line("compatibility_date"), line("compatibility_flags"), "",
     "[[durable_objects.bindings]]", 'name = "HOST"', 'class_name = "Host"', "",
-    "[[migrations]]", 'tag = "v1"', 'new_sqlite_classes = ["Host"]', "",
+    "[[durable_objects.bindings]]", 'name = "CALL"', 'class_name = "CallRoom"', "",
+    "[[migrations]]", 'tag = "v1"', 'new_sqlite_classes = ["Host", "CallRoom"]', "",
+    ...(shape ? ["[vars]", `SHAPE = ${JSON.stringify(shape)}`, ""] : []),
   ].join("\n");
 }
 
-/** Starts the Viam-shaped floor under wrangler dev, built and served as the Worker under test is. */
-export function startViamFloor(authSecret, { name = "wrangler dev (Viam-shaped floor)", inspectorPort } = {}) {
-  return startWrangler(authSecret, { name, inspectorPort, config: { toml: viamFloorToml(), dir: join(ROOT, "bench/viam-floor") } });
+/** Starts the Viam-shaped floor under wrangler dev, built and served as the Worker under test is
+ * (`shape`: "call-object" for the experiment with an object per call). */
+export function startViamFloor(authSecret, { name = "wrangler dev (Viam-shaped floor)", inspectorPort, editToml, shape } = {}) {
+  return startWrangler(authSecret, { name, inspectorPort, editToml, config: { toml: viamFloorToml(shape), dir: join(ROOT, "bench/viam-floor") } });
 }
 
 /**
@@ -119,7 +123,7 @@ function kindOf(err) {
 }
 
 /** 20 machines online on `server`, callers ready; `dial(k)` calls machine k mod `machines`. */
-async function fleet({ server, protos, secret, machines, label }) {
+export async function fleet({ server, protos, secret, machines, label }) {
   const clients = workerClients(protos, server.baseUrl, { viam: "connect", ownAgent: true });
   const marks = new Map();
   const signaling = watched(clients.signaling, marks);
@@ -162,7 +166,7 @@ async function fleet({ server, protos, secret, machines, label }) {
 }
 
 /** `calls` calls one after another over the machines. */
-async function latency(f, calls) {
+export async function latency(f, calls) {
   const answer = [], candidate = [], setup = [], legs = { offer: [], answer: [], candidate: [], callUpdate: [] };
   const errors = {};
   let firstError = null;
@@ -227,17 +231,18 @@ async function throughput(f, { inFlight, seconds, cpu }) {
  * Runs the comparison on `ours` and `floor` (processes.mjs startWrangler / startViamFloor, both up).
  * `cpuOf(server)` reads a server's CPU. Returns the results; viamFloorTable(results) prints them.
  */
-export async function viamFloorComparison({ ours, floor, protos, secret, cpuOf, machines = 20, calls = 300, steps = [40], stepSeconds = 5, healthzRequests = 300 }) {
-  const systems = [["ours", ours], ["floor", floor]];
+export async function viamFloorComparison({ ours, floor, callObject = null, protos, secret, cpuOf, machines = 20, calls = 300, steps = [40], stepSeconds = 5, healthzRequests = 300 }) {
+  const systems = [["ours", ours], ["floor", floor], ...(callObject ? [["callObject", callObject]] : [])];
   const out = {
     measuredPath: "20 machines × 2 Viam Answer streams (goutils' answerer: init, one candidate update, done; a fresh stream once the call's stream ends) and callers as goutils' dialer (Call → answer → first candidate → CallUpdate(done) → cancel the Call), Connect protocol over HTTP/1.1; latency: one call at a time; throughput: `inFlight` calls at a time",
     floorShape: "bench/viam-floor/worker.js: bare Worker + one Durable Object per host; one HTTP request per Call and per held Answer stream, each with a hibernatable WebSocket to the host's object; AnswerResponse init/update bytes forwarded as CallResponse bytes; hand-written Connect envelopes; no auth, no storage, no per-call object",
     config: { machines, answerersPerMachine: ANSWERERS_PER_MACHINE, calls, steps, stepSeconds, healthzRequests, callerIdentities: CALLER_IDENTITIES },
-    ours: { throughput: [] }, floor: { throughput: [] },
+    ...(callObject && { callObjectShape: "the experiment: the floor with this Worker's routing (SHAPE=call-object in bench/viam-floor/worker.js): the Call's socket goes to a new object per call, which asks the host's object for an answerer by RPC; the answerer's Worker opens a second socket, to the call's object; CallUpdate goes to the call's object. Still no auth, storage or Connect library" }),
+    ours: { throughput: [] }, floor: { throughput: [] }, ...(callObject && { callObject: { throughput: [] } }),
   };
   const fleets = {};
   const quiet = async () => {
-    const busy = await settle([ours, floor]);
+    const busy = await settle(systems.map(([, server]) => server));
     if (busy.length) log(`  (${busy.join(", ")} still busy after 15 s; measuring anyway)`);
   };
   try {
@@ -260,7 +265,7 @@ export async function viamFloorComparison({ ours, floor, protos, secret, cpuOf, 
         log(`  ${key}: ${inFlight} in flight, ${r.setupsPerSec} setups/s (${r.setups} in ${r.seconds} s), ${r.failed} failed ${JSON.stringify(r.errors)}, Call→candidate median ${r.callToCandidateMs.median} ms, p99 ${r.callToCandidateMs.p99} ms, CPU ms/setup ${r.serverCpuMsPerSetup} ${JSON.stringify(r.serverCpuMsPerSetupByProcess)}, client ${r.clientCpuMsPerSetup}`);
       }
     }
-    for (const [key, server] of systems) {
+    for (const [key] of systems) {
       out[key].hostStreamErrors = fleets[key].hostErrors();
       out[key].hostStreamErrorSample = fleets[key].hostErrorSample();
     }
@@ -272,16 +277,18 @@ export async function viamFloorComparison({ ours, floor, protos, secret, cpuOf, 
     const r = out[key].healthz = await httpFloor(`${server.baseUrl}/healthz`, { requests: healthzRequests, cpu: cpuOf(server) });
     log(`  ${key}: GET /healthz median ${r.median} ms, p99 ${r.p99} ms, CPU ms ${r.serverCpuMsPerRequest}`);
   }
-  out.comparison = compare(out);
+  out.comparison = compare(out, "ours", "floor");
+  if (callObject) out.callObjectComparison = compare(out, "callObject", "floor");
   return out;
 }
 
 const over = (a, b) => (typeof a === "number" && typeof b === "number" && b !== 0 ? round(a / b, 2) : null);
 
 /** ours/floor for each headline figure; the throughput step is the one with the most setups/s on each. */
-function compare(r) {
+function compare(r, a = "ours", b = "floor") {
   const best = (t) => t.reduce((a, s) => (!a || s.setupsPerSec > a.setupsPerSec ? s : a), null);
-  const [o, f] = [best(r.ours.throughput), best(r.floor.throughput)];
+  const [o, f] = [best(r[a].throughput), best(r[b].throughput)];
+  r = { ours: r[a], floor: r[b] };
   const pair = (ours, floor) => ({ ours, floor, oursOverFloor: over(ours, floor) });
   const roles = new Set([...Object.keys(o?.serverCpuMsPerSetupByProcess ?? {}), ...Object.keys(f?.serverCpuMsPerSetupByProcess ?? {})]);
   return {
@@ -307,7 +314,13 @@ function sumErrors(side) {
 
 export function viamFloorTable(r) {
   const c = r.comparison;
-  const row = (what, p, digits = 2) => [what, show(p.ours, digits), show(p.floor, digits), ratio(p.ours, p.floor)];
+  const x = r.callObjectComparison;
+  // The experiment's column: its figure and its ratio to the floor, found by the same path in its comparison.
+  const pathOf = new Map();
+  const walk = (o, y, path = []) => { if (o && typeof o === "object") for (const k of Object.keys(o)) { if (o[k] && "ours" in o[k] && "floor" in o[k]) pathOf.set(o[k], y?.[k]); else walk(o[k], y?.[k], [...path, k]); } };
+  walk(c, x);
+  const row = (what, p, digits = 2) => [what, show(p.ours, digits), show(p.floor, digits), ratio(p.ours, p.floor),
+    ...(x ? [show(pathOf.get(p)?.ours, digits), ratio(pathOf.get(p)?.ours, p.floor)] : [])];
   const inFlight = c.setupsPerSec.inFlight.ours === c.setupsPerSec.inFlight.floor ? c.setupsPerSec.inFlight.ours : `${c.setupsPerSec.inFlight.ours} / ${c.setupsPerSec.inFlight.floor}`;
   const rows = [
     row(`Call → answer → first candidate, one at a time (${r.ours.latency?.callToCandidateMs.n} / ${r.floor.latency?.callToCandidateMs.n} calls): median ms`, c.callToCandidateMedianMs),
@@ -321,17 +334,18 @@ export function viamFloorTable(r) {
     row("server CPU ms per setup (all processes)", c.serverCpuMsPerSetup),
     ...Object.entries(c.serverCpuMsPerSetupByProcess).map(([role, p]) => row(`  ${role}`, p)),
     row("client CPU ms per setup (the bench's own Node process, same client code)", c.clientCpuMsPerSetup),
-    [`failed calls (all phases)`, show(c.failedCalls.ours, 0), show(c.failedCalls.floor, 0), ""],
+    [`failed calls (all phases)`, show(c.failedCalls.ours, 0), show(c.failedCalls.floor, 0), "", ...(x ? [show(x.failedCalls.ours, 0), ""] : [])],
     row(`one plain GET /healthz through the Worker (${r.config.healthzRequests} in a row): median ms`, c.healthzMedianMs, 3),
     row("  server CPU ms per GET /healthz", c.healthzCpuMs),
   ];
-  const errors = ["ours", "floor"].flatMap((k) => {
+  const errors = ["ours", "floor", ...(x ? ["callObject"] : [])].flatMap((k) => {
     const t = r[k].throughput.flatMap((s) => Object.entries(s.errors).map(([e, n]) => `${e} ${n} at ${s.inFlight} in flight`));
     const l = Object.entries(r[k].latency?.errors ?? {}).map(([e, n]) => `${e} ${n} one at a time`);
     return t.length || l.length ? [`${k}: ${[...l, ...t].join(", ")} (first: ${r[k].latency?.firstError ?? r[k].throughput.find((s) => s.firstError)?.firstError})`] : [];
   });
   return `\n### The Viam exchange against the Viam-shaped floor (bare Worker + one Durable Object per host, Connect framing by hand)\n\n` +
-    table(["metric", "this Worker (wrangler dev)", "Viam-shaped floor (wrangler dev)", "ours/floor"], rows) +
+    table(["metric", "this Worker (wrangler dev)", "Viam-shaped floor (wrangler dev)", "ours/floor", ...(x ? ["experiment: floor + object per call", "experiment/floor"] : [])], rows) +
     `\n\nSame client for both: goutils' 2-answerer loop per machine; callers Call → answer → candidate → CallUpdate(done) → cancel. The legs are read on the clients' clocks (one process).` +
+    (x ? `\nThe experiment is the floor routed as this Worker's spine routes a call (a new object per call, the host's object asked by RPC, the answerer's second socket to the call's object), with nothing else of ours.` : "") +
     (errors.length ? `\nFailed calls: ${errors.join("; ")}.` : "");
 }

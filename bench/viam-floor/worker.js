@@ -14,6 +14,13 @@
 //
 // The object speaks to the Worker's sockets in two kinds of message: binary, the protobuf bytes to
 // put in the next envelope; text, the end of the stream ("end", or a JSON Connect error).
+//
+// SHAPE = "call-object" (a var; bench/viam-floor-bench.mjs sets it for an experiment, never for the
+// floor itself) routes the exchange as this Worker's spine does, and nothing else like it: the Call
+// opens its socket to a new object per call (CallRoom), which asks the host's object to hand the
+// call out (an RPC); the answerer's Worker, told the call id on its host socket, opens a second
+// socket, to the call's object, and the exchange then runs there. Still no auth, no storage, no
+// Connect library: the difference to the floor is the object per call and its hops.
 import { DurableObject } from "cloudflare:workers";
 
 const SERVICE = "/proto.rpc.webrtc.v1.SignalingService/";
@@ -148,17 +155,14 @@ export class Host extends DurableObject {
   async update(bytes) {
     const fields = fieldsOf(bytes);
     const uuid = fields.find(([num]) => num === 1)?.[1];
-    const answerer = uuid && this.answererOf(new TextDecoder().decode(uuid));
-    if (!answerer) return false;
-    for (const [num, value] of fields) {
-      // AnswerRequest { uuid 1, update 3 { candidate 1 } } and { uuid 1, done 4 {} }
-      if (num === 2) answerer.send(concat(field(1, uuid), field(3, field(1, value))));
-      else if (num === 3 && value) {
-        answerer.send(concat(field(1, uuid), field(4, new Uint8Array(0))));
-        answerer.send("end"); // the exchange is over: the Answer stream ends
-      }
-    }
-    return true;
+    return forwardUpdate(uuid && this.answererOf(new TextDecoder().decode(uuid)), fields);
+  }
+
+  /** SHAPE = "call-object": the call's object asks for an answerer; its id goes down the socket. */
+  async enqueue(call) {
+    const idle = this.ctx.getWebSockets("answerer").find((a) => a.deserializeAttachment()?.call === null);
+    if (idle) this.hand(idle, call, call);
+    else this.queued.set(call, call);
   }
 
   webSocketClose(ws, code, reason) {
@@ -169,10 +173,64 @@ export class Host extends DurableObject {
   }
 }
 
+/** A CallUpdateRequest's fields (uuid 1, candidate 2, done 3) to the answerer's socket, as AnswerRequests. */
+function forwardUpdate(answerer, fields) {
+  if (!answerer) return false;
+  const uuid = fields.find(([num]) => num === 1)[1];
+  for (const [num, value] of fields) {
+    // AnswerRequest { uuid 1, update 3 { candidate 1 } } and { uuid 1, done 4 {} }
+    if (num === 2) answerer.send(concat(field(1, uuid), field(3, field(1, value))));
+    else if (num === 3 && value) {
+      answerer.send(concat(field(1, uuid), field(4, new Uint8Array(0))));
+      answerer.send("end"); // the exchange is over: the Answer stream ends
+    }
+  }
+  return true;
+}
+
+/** SHAPE = "call-object" only: one object per call, between the caller's and the answerer's sockets. */
+export class CallRoom extends DurableObject {
+  offer = null;
+
+  async fetch(request) {
+    const url = new URL(request.url);
+    const role = url.searchParams.get("role");
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [role]);
+    if (role === "caller") server.serializeAttachment({ host: url.searchParams.get("host"), call: url.searchParams.get("call") });
+    else if (this.offer) server.send(this.offer); // the callee: the offer, at once
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  async webSocketMessage(ws, message) {
+    const [role] = this.ctx.getTags(ws);
+    if (role === "caller") {
+      this.offer = message;
+      const { host, call } = ws.deserializeAttachment();
+      await this.env.HOST.getByName(host).enqueue(call);
+      return;
+    }
+    const caller = this.ctx.getWebSockets("caller")[0];
+    if (!caller) return;
+    const stage = fieldsOf(new Uint8Array(message)).find(([num]) => num >= 2)?.[0];
+    if (stage === 2 || stage === 3) caller.send(message);
+    else if (stage === 4) caller.send("end");
+    else caller.send(JSON.stringify({ code: "unknown", message: "the answerer failed" }));
+  }
+
+  async update(bytes) {
+    return forwardUpdate(this.ctx.getWebSockets("callee")[0], fieldsOf(bytes));
+  }
+
+  webSocketClose(ws, code, reason) {
+    try { ws.close(code === 1005 || code === 1006 ? 1000 : code, reason); } catch { /* already closed */ }
+  }
+}
+
 // ---- the Worker --------------------------------------------------------------------------------
 
-async function socketTo(env, host, query) {
-  const res = await env.HOST.getByName(host).fetch(`https://host/socket?${query}`, { headers: { upgrade: "websocket" } });
+async function socketTo(namespace, name, query) {
+  const res = await namespace.getByName(name).fetch(`https://object/socket?${query}`, { headers: { upgrade: "websocket" } });
   const ws = res.webSocket;
   if (!ws) throw new Error(`the host's object refused the socket (${res.status})`);
   ws.binaryType = "arraybuffer"; // the standard's default is Blob (websocket_standard_binary_type)
@@ -180,30 +238,38 @@ async function socketTo(env, host, query) {
   return ws;
 }
 
-/** A streaming Connect response fed by the object's socket `ws` until it says the stream ended. */
-function streamFrom(ws, request) {
+/** A streaming Connect response fed by an object's socket (`follow(ws)`, once or again) until it
+ * says the stream ended; `onText` may take a text message first (the call-object shape's call id). */
+function streamOut(request) {
   const { readable, writable } = new TransformStream();
   const writer = writable.getWriter();
+  const sockets = [];
   let open = true;
+  const closeAll = () => { for (const ws of sockets) { try { ws.close(1000, "stream ended"); } catch { /* closed */ } } };
   const end = (error) => {
     if (!open) return;
     open = false;
     void writer.write(endStream(error)).then(() => writer.close()).catch(() => undefined);
-    try { ws.close(1000, "stream ended"); } catch { /* closed */ }
+    closeAll();
   };
-  ws.addEventListener("message", (e) => {
-    if (!open) return;
-    if (typeof e.data === "string") end(e.data === "end" ? null : JSON.parse(e.data));
-    else void writer.write(envelope(0, new Uint8Array(e.data))).catch(() => undefined);
-  });
-  ws.addEventListener("close", () => end({ code: "unavailable", message: "the host's object closed the stream" }));
   // The client went away (a dialer cancels its Call once it is done with it).
   request.signal.addEventListener("abort", () => {
     open = false;
-    try { ws.close(1000, "client went away"); } catch { /* closed */ }
+    closeAll();
     void writer.abort().catch(() => undefined);
   });
-  return new Response(readable, { headers: { "content-type": STREAM_TYPE } });
+  return {
+    response: new Response(readable, { headers: { "content-type": STREAM_TYPE } }),
+    follow(ws, onText) {
+      sockets.push(ws);
+      ws.addEventListener("message", (e) => {
+        if (!open) return;
+        if (typeof e.data !== "string") void writer.write(envelope(0, new Uint8Array(e.data))).catch(() => undefined);
+        else if (!onText?.(e.data)) end(e.data === "end" ? null : JSON.parse(e.data));
+      });
+      ws.addEventListener("close", () => { if (!onText) end({ code: "unavailable", message: "the object closed the stream" }); });
+    },
+  };
 }
 
 /** Call: one envelope with a CallRequest { sdp 1 }; a CallResponse per envelope back. */
@@ -213,28 +279,56 @@ async function call(request, env, host) {
   const sdp = fieldsOf(callRequest).find(([num]) => num === 1)?.[1];
   if (!sdp) return connectError(400, "invalid_argument", "sdp is required");
   const uuid = crypto.randomUUID();
-  const ws = await socketTo(env, host, `role=caller&call=${uuid}`);
+  const ws = env.SHAPE === "call-object"
+    ? await socketTo(env.CALL, uuid, `role=caller&call=${uuid}&host=${encodeURIComponent(host)}`)
+    : await socketTo(env.HOST, host, `role=caller&call=${uuid}`);
   // AnswerRequest { uuid 1, init 2 { sdp 1 } }: the caller's sdp bytes as they came.
   ws.send(concat(field(1, utf8.encode(uuid)), field(2, field(1, sdp))));
-  return streamFrom(ws, request);
+  const out = streamOut(request);
+  out.follow(ws);
+  return out.response;
 }
 
 /** Answer (bidi): AnswerResponses in, forwarded to the object as they come; AnswerRequests out. */
 async function answer(request, env, host) {
-  const ws = await socketTo(env, host, "role=answerer");
-  const response = streamFrom(ws, request);
+  const hostWs = await socketTo(env.HOST, host, "role=answerer");
+  const out = streamOut(request);
+  let ws = hostWs; // where the client's AnswerResponses go
+  let held = [];
+  if (env.SHAPE === "call-object") {
+    // The host's object sends the call id; the exchange then runs on a socket to the call's object.
+    ws = null;
+    out.follow(hostWs, (call) => {
+      void socketTo(env.CALL, call, "role=callee").then((callWs) => {
+        out.follow(callWs);
+        ws = callWs;
+        for (const m of held) callWs.send(m);
+        held = [];
+      });
+      return true;
+    });
+  } else {
+    out.follow(hostWs);
+  }
   void (async () => {
     for await (const { flags, message } of envelopes(request.body)) {
       if (flags & END_STREAM) break;
-      ws.send(message);
+      if (ws) ws.send(message);
+      else held.push(message);
     }
   })().catch(() => undefined);
-  return response;
+  return out.response;
 }
 
 /** CallUpdate (unary, Connect: the body is the bare CallUpdateRequest). */
 async function callUpdate(request, env, host) {
-  await env.HOST.getByName(host).update(new Uint8Array(await request.arrayBuffer()));
+  const body = new Uint8Array(await request.arrayBuffer());
+  if (env.SHAPE === "call-object") {
+    const uuid = fieldsOf(body).find(([num]) => num === 1)?.[1];
+    if (uuid) await env.CALL.getByName(new TextDecoder().decode(uuid)).update(body);
+  } else {
+    await env.HOST.getByName(host).update(body);
+  }
   // Accepted for a call already over too, as goutils accepts a late done.
   return new Response(new Uint8Array(0), { headers: { "content-type": "application/proto" } });
 }
