@@ -13,6 +13,12 @@ import {
   type Party, type Side, type Signal,
 } from "../model/call-model";
 import { AlarmClock } from "./alarm-clock";
+import {
+  callEvents, callParticipants, callRoom, callRoomOpen, type LeaveReason, type OperatorEvent, type OperatorParticipant,
+  type OperatorRoom,
+} from "../model/operator-events";
+import { OUTBOX_RETRY_MS } from "../model/operator-limits";
+import { OperatorOutbox } from "./operator-outbox";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Result } from "../model/result";
 import { SPINE_CLOSE, type CallPush, type CallRequest, type StartCall } from "./spine-messages";
@@ -124,10 +130,22 @@ export class CallObject extends HibernatingObject<Env> {
    * before the answer that preceded it. */
   private notified: Promise<void> = Promise.resolve();
   private readonly alarmClock = new AlarmClock(this.ctx.storage);
+  /** Operator events (model/operator-events.ts) of changes not written yet; persist() writes them
+   * to the outbox in the same transaction as the record. */
+  private unwrittenEvents: OperatorEvent[] = [];
+  private readonly outbox = new OperatorOutbox(this.ctx.storage, this.env, "call");
+  /** While the outbox holds rows, the alarm comes by this time at the latest to send them. */
+  private outboxRetryAt: number | undefined;
+  /** Set while an operator's ending is applied: its events say why the sides left. */
+  private removal: LeaveReason | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => this.load());
+    ctx.blockConcurrencyWhile(async () => {
+      this.load();
+      // Rows a reset kept from being sent: send them now.
+      if (this.outbox.pending) this.ctx.waitUntil(this.sendOutbox());
+    });
   }
 
   // ---- RPC, for doors without a socket (Viam CallUpdate, SIP accounts) -----------------------
@@ -198,6 +216,31 @@ export class CallObject extends HibernatingObject<Env> {
       this.persist();
     }
     return success(changeOf(record.call));
+  }
+
+  /** The call as an operator's room (RoomService): not_found once nobody is in it. */
+  async operatorRoom(): Promise<Result<{ room: OperatorRoom; participants: OperatorParticipant[] }>> {
+    const record = this.record;
+    if (!record || !callRoomOpen(record.call)) return failure(Code.NotFound, "requested room does not exist");
+    return success({ room: callRoom(record.call), participants: callParticipants(record.call, joinTimes(record)) });
+  }
+
+  /** An operator ends the call (RemoveParticipant of either side, DeleteRoom): both sides are told,
+   * each on its own door, as for any end the server decides. */
+  async endByOperator(reason: "participant_removed" | "room_deleted", identity?: string): Promise<Result<void>> {
+    const record = this.record;
+    if (!record || !callRoomOpen(record.call)) return failure(Code.NotFound, "requested room does not exist");
+    if (identity !== undefined && !callParticipants(record.call, {}).some((p) => p.identity === identity)) {
+      return failure(Code.NotFound, "participant does not exist");
+    }
+    this.removal = reason;
+    try {
+      const ended = this.apply({ type: "reject", code: Code.Aborted, now: Date.now(),
+        message: reason === "room_deleted" ? "the call was ended by an operator" : `${identity} was removed by an operator` });
+      return ended.ok ? success(undefined) : ended;
+    } finally {
+      this.removal = undefined;
+    }
   }
 
   async history(): Promise<HistoryEntry[]> {
@@ -278,6 +321,8 @@ export class CallObject extends HibernatingObject<Env> {
 
   async alarm(): Promise<void> {
     this.alarmClock.fired();
+    this.outboxRetryAt = undefined;
+    await this.sendOutbox();
     const record = this.record;
     if (!record) return;
     const { call } = record;
@@ -289,6 +334,7 @@ export class CallObject extends HibernatingObject<Env> {
     if (expired) {
       this.record = undefined;
       this.ctx.storage.kv.delete(RECORD_KEY);
+      if (this.outbox.pending) await this.alarmClock.set(this.outboxRetry());
       return;
     }
     if (awaitsAnswer(call) && now >= call.offerDeadline) {
@@ -502,7 +548,11 @@ export class CallObject extends HibernatingObject<Env> {
     const countersOnly = event.type === "candidate" || (event.type === "done" && state.phase === prev?.phase);
     const sender = event.type === "claim" ? "callee" : "from" in event ? event.from : undefined;
     const ridesOnSocket = (countersOnly || event.type === "claim") && !!sender && !!this.socketOf(sender);
-    if (!ridesOnSocket || backlogged) this.persist();
+    // Operator events are one more effect of the change, written with it: never one for a change
+    // that was not written, so a change that has events is written even where it could ride on a socket.
+    const events = callEvents(prev, state, event.now, joinTimes(record), this.removal);
+    this.unwrittenEvents.push(...events);
+    if (!ridesOnSocket || backlogged || events.length) this.persist();
     else this.mark();
     if (statusChanged && record.watchers.length) this.notifyWatchers(state);
     return success(state);
@@ -511,10 +561,34 @@ export class CallObject extends HibernatingObject<Env> {
   /** Writes the record (one row) and arms the alarm for whatever it now waits on. */
   private persist(): void {
     const record = this.record!;
-    this.ctx.storage.kv.put(RECORD_KEY, record);
+    const events = this.unwrittenEvents.splice(0);
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.kv.put(RECORD_KEY, record);
+      this.outbox.write(events);
+    });
     this.storedCounters = { caller: countersOf(record, "caller"), callee: countersOf(record, "callee") };
     this.mark();
     void this.scheduleAlarm();
+    if (events.length) this.ctx.waitUntil(this.sendOutbox());
+  }
+
+  /** Sends the outbox's rows; on failure they wait for the alarm (scheduleAlarm: outboxRetry). */
+  private async sendOutbox(): Promise<void> {
+    try {
+      await this.outbox.flush();
+    } catch (err) {
+      console.warn("operator events not sent yet", { callId: this.record?.call.id, err: String(err) });
+    }
+    // Sent: the alarm goes back to the call's own deadline.
+    if (!this.outbox.pending && this.outboxRetryAt !== undefined) {
+      this.outboxRetryAt = undefined;
+      await this.scheduleAlarm();
+    }
+  }
+
+  /** The time by which waiting outbox rows are sent again, or Infinity when none wait. */
+  private outboxRetry(): number {
+    return this.outbox.pending ? (this.outboxRetryAt ??= Date.now() + OUTBOX_RETRY_MS) : Infinity;
   }
 
   /** Copies the counters each open socket's side may be the only keeper of into its attachment. */
@@ -572,8 +646,14 @@ export class CallObject extends HibernatingObject<Env> {
         }
       }
     }
-    await this.alarmClock.set(Math.min(...times));
+    await this.alarmClock.set(Math.min(...times, this.outboxRetry()));
   }
+}
+
+/** When each side entered the call: the caller at its start, the callee at its claim. */
+function joinTimes(record: CallRecord): Partial<Record<Side, number>> {
+  const claimed = record.history.find((h) => h.status === "claimed")?.at;
+  return { caller: record.call.createdAt, ...(claimed !== undefined ? { callee: claimed } : {}) };
 }
 
 /** Before the answer: the offer deadline runs. */
