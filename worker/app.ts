@@ -9,6 +9,7 @@ import { connectOverWebSocket } from "./connect-websocket";
 import { devToken } from "./dev-tokens";
 import type { AppEnv } from "./env";
 import { liveKitSignaling } from "./livekit";
+import { roomService } from "./room-service";
 import { sip } from "./sip";
 import { viamSignaling } from "./viam-signaling";
 import { voice } from "./voice";
@@ -57,6 +58,9 @@ app.get("/ws/:service/:method", connectOverWebSocket(router.handlers));
 
 // LiveKit signalling (`/rtc`) for livekit-client, peer-to-peer rooms of two.
 liveKitSignaling(app);
+
+// LiveKit's RoomService over Twirp, for operators: every call of every door is a room.
+app.post("/twirp/livekit.RoomService/:method", roomService);
 
 mountConnect(app, router);
 

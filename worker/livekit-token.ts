@@ -21,7 +21,7 @@ const SOURCES: Readonly<Record<string, TrackSource>> = {
   screen_share_audio: TrackSource.SCREEN_SHARE_AUDIO,
 };
 
-type Claims = Record<string, unknown>;
+export type Claims = Record<string, unknown>;
 
 const flag = (value: unknown, fallback: boolean) => (typeof value === "boolean" ? value : fallback);
 const text = (value: unknown) => (typeof value === "string" ? value : "");
@@ -30,13 +30,13 @@ const isName = (value: unknown): value is string => typeof value === "string" &&
 const NAME_RULE = "1–128 of A-Z a-z 0-9 . _ : @ -";
 
 /**
- * Verifies a LiveKit token and returns its grant for joining a room. Failures carry the code the
- * door answers with: unauthenticated (401) for a token that is bad, expired or cannot join;
- * permission_denied (403) for a valid token asking for what a peer-to-peer room cannot enforce;
- * internal when the server has no key configured.
+ * Verifies a LiveKit token as livekit-server's auth middleware does, whatever it grants: HS256 with
+ * the API secret, `iss` = the API key, an `exp`, and `nbf` with leeway. Returns its claims;
+ * unauthenticated for a token that is missing or bad, internal when no key is configured. The
+ * RoomService door (room-service.ts) checks its grants from these claims; joining, below.
  */
-export async function verifyLiveKitToken(token: string | undefined, apiKey: string | undefined,
-  apiSecret: string | undefined, now = Date.now()): Promise<Result<LiveKitGrant>> {
+export async function verifyLiveKitClaims(token: string | undefined, apiKey: string | undefined,
+  apiSecret: string | undefined, now = Date.now()): Promise<Result<Claims>> {
   if (!apiKey || !apiSecret) return failure(Code.Internal, "LIVEKIT_API_KEY or LIVEKIT_API_SECRET is not configured");
   if (!token) return failure(Code.Unauthenticated, "no access_token");
   let claims: Claims;
@@ -52,6 +52,20 @@ export async function verifyLiveKitToken(token: string | undefined, apiKey: stri
   if (typeof claims.nbf === "number" && claims.nbf > now / 1000 + LIVEKIT_TOKEN_NBF_LEEWAY_S) {
     return failure(Code.Unauthenticated, "invalid authorization token: not valid yet (nbf)");
   }
+  return success(claims);
+}
+
+/**
+ * Verifies a LiveKit token and returns its grant for joining a room. Failures carry the code the
+ * door answers with: unauthenticated (401) for a token that is bad, expired or cannot join;
+ * permission_denied (403) for a valid token asking for what a peer-to-peer room cannot enforce;
+ * internal when the server has no key configured.
+ */
+export async function verifyLiveKitToken(token: string | undefined, apiKey: string | undefined,
+  apiSecret: string | undefined, now = Date.now()): Promise<Result<LiveKitGrant>> {
+  const verified = await verifyLiveKitClaims(token, apiKey, apiSecret, now);
+  if (!verified.ok) return verified;
+  const claims = verified.value;
   const video = (typeof claims.video === "object" && claims.video !== null ? claims.video : {}) as Claims;
   if (video.roomJoin !== true) return failure(Code.Unauthenticated, "permissions denied: the token does not grant roomJoin");
   if (!isName(video.room)) return failure(Code.Unauthenticated, `the token's video.room must be ${NAME_RULE}`);

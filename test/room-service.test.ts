@@ -1,0 +1,177 @@
+// LiveKit's RoomService over Twirp (worker/room-service.ts) in the Workers runtime: who may do
+// what, Twirp's error shapes, both encodings, and a live call of two doors listed and ended.
+import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { env, exports } from "cloudflare:workers";
+import { sign } from "hono/jwt";
+import { describe, expect, it } from "vitest";
+import { ListRoomsRequestSchema, ListRoomsResponseSchema } from "../proto/gen/livekit_room_pb";
+import { SignalingService } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
+import { ClientSignalSchema, VoiceService } from "../proto/gen/protocol/voice/v1/voice_pb";
+import { webhookAuthorization, retryDelaySeconds } from "../worker/webhook-delivery";
+import { clientFor, pushable } from "./connect-clients";
+import { TEST_LIVEKIT_API_KEY, TEST_LIVEKIT_API_SECRET } from "./test-secret";
+import { tokenFor } from "./tokens";
+
+let seq = 0;
+const uniqueName = (role: string) => `${role}-${Date.now().toString(36)}-${seq++}`;
+
+/** A LiveKit server token (what livekit-server-sdk's AccessToken makes) with `video` grants. */
+async function serverToken(video: Record<string, unknown>, secret = TEST_LIVEKIT_API_SECRET): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return sign({ iss: TEST_LIVEKIT_API_KEY, sub: "operator", nbf: now, exp: now + 600, video }, secret, "HS256");
+}
+
+async function twirp(method: string, body: unknown, token?: string): Promise<Response> {
+  return exports.default.fetch(`http://worker.test/twirp/livekit.RoomService/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+}
+
+async function waitOnline(host: string) {
+  for (let i = 0; i < 100; i++) {
+    if ((await env.HOSTS.getByName(host).status()).online) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${host} never came online`);
+}
+
+/** A Viam caller and a Voice callee in one call, answered but not done: a live room of two. */
+async function answeredCall() {
+  const caller = uniqueName("alice");
+  const callee = uniqueName("bob");
+  const outbox = pushable<MessageInitShape<typeof ClientSignalSchema>>();
+  const voice = clientFor(VoiceService, { authorization: `Bearer ${await tokenFor(callee)}` })
+    .connect(outbox)[Symbol.asyncIterator]();
+  const offered = voice.next();
+  await waitOnline(callee);
+  const viam = clientFor(SignalingService, { authorization: `Bearer ${await tokenFor(caller)}`, "rpc-host": callee })
+    .call({ sdp: "v=0\r\noffer\r\n" })[Symbol.asyncIterator]();
+  await offered;
+  outbox.push({ event: { case: "answer", value: { answer: "v=0\r\nanswer\r\n" } } });
+  const init = (await viam.next()).value!;
+  return { id: init.uuid, caller, callee, viam, voice, outbox };
+}
+
+describe("room service: authorization", () => {
+  it("refuses a request without a token as unauthenticated", async () => {
+    const res = await twirp("ListRooms", {});
+    expect(res.status).toBe(401);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(await res.json()).toMatchObject({ code: "unauthenticated" });
+  });
+
+  it("refuses a token signed with another secret as unauthenticated", async () => {
+    const res = await twirp("ListRooms", {}, await serverToken({ roomList: true }, "not-the-secret-not-the-secret-0000"));
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ code: "unauthenticated" });
+  });
+
+  it("refuses a join-only token as permission_denied", async () => {
+    const res = await twirp("ListRooms", {}, await serverToken({ roomJoin: true, room: "r" }));
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ code: "permission_denied" });
+  });
+
+  it("wants roomCreate for DeleteRoom, and roomAdmin for that very room for the rest", async () => {
+    expect((await twirp("DeleteRoom", { room: "x" }, await serverToken({ roomAdmin: true, room: "x" }))).status).toBe(403);
+    expect((await twirp("ListParticipants", { room: "x" }, await serverToken({ roomAdmin: true, room: "y" }))).status).toBe(403);
+    expect((await twirp("ListParticipants", { room: "x" }, await serverToken({ roomList: true }))).status).toBe(403);
+  });
+
+  it("answers an unknown room with not_found, and an unknown method with bad_route", async () => {
+    const res = await twirp("ListParticipants", { room: "nobody-here" }, await serverToken({ roomAdmin: true, room: "nobody-here" }));
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ code: "not_found" });
+    const del = await twirp("DeleteRoom", { room: crypto.randomUUID() }, await serverToken({ roomCreate: true }));
+    expect(await del.json()).toMatchObject({ code: "not_found" });
+    const route = await twirp("CreateRoom", { name: "x" }, await serverToken({ roomCreate: true }));
+    expect(route.status).toBe(404);
+    expect(await route.json()).toMatchObject({ code: "bad_route" });
+  });
+});
+
+describe("room service: calls as rooms", () => {
+  it("lists a live Viam→Voice call by name, in JSON and in protobuf, with its two participants", async () => {
+    const call = await answeredCall();
+    const listed = await twirp("ListRooms", { names: [call.id] }, await serverToken({ roomList: true }));
+    expect(listed.status).toBe(200);
+    const body = await listed.json() as { rooms: Array<Record<string, unknown>> };
+    expect(body.rooms).toHaveLength(1);
+    expect(body.rooms[0]).toMatchObject({ name: call.id, num_participants: 2 });
+    expect(JSON.parse(body.rooms[0].metadata as string)).toMatchObject({ doors: { caller: "viam", callee: "voice" } });
+
+    const binary = await exports.default.fetch("http://worker.test/twirp/livekit.RoomService/ListRooms", {
+      method: "POST",
+      headers: { "content-type": "application/protobuf", authorization: `Bearer ${await serverToken({ roomList: true })}` },
+      body: toBinary(ListRoomsRequestSchema, create(ListRoomsRequestSchema, { names: [call.id] })),
+    });
+    expect(binary.headers.get("content-type")).toBe("application/protobuf");
+    const rooms = fromBinary(ListRoomsResponseSchema, new Uint8Array(await binary.arrayBuffer())).rooms;
+    expect(rooms.map((r) => r.name)).toEqual([call.id]);
+
+    const admin = await serverToken({ roomAdmin: true, room: call.id });
+    const people = await (await twirp("ListParticipants", { room: call.id }, admin)).json() as { participants: Array<{ identity: string }> };
+    expect(people.participants.map((p) => p.identity).sort()).toEqual([call.caller, call.callee].sort());
+    const one = await twirp("GetParticipant", { room: call.id, identity: call.callee }, admin);
+    expect(await one.json()).toMatchObject({ identity: call.callee, state: "ACTIVE" });
+    expect((await twirp("GetParticipant", { room: call.id, identity: "stranger" }, admin)).status).toBe(404);
+  });
+
+  it("DeleteRoom ends the call for both doors: the Viam caller's stream fails, the Voice stream ends", async () => {
+    const call = await answeredCall();
+    const res = await twirp("DeleteRoom", { room: call.id }, await serverToken({ roomCreate: true }));
+    expect(res.status).toBe(200);
+    await expect((async () => { while (!(await call.viam.next()).done); })()).rejects.toThrow(/operator/);
+    await expect((async () => { while (!(await call.voice.next()).done); })()).rejects.toThrow(/operator/);
+    call.outbox.close();
+    const listed = await (await twirp("ListRooms", { names: [call.id] }, await serverToken({ roomList: true }))).json();
+    expect(listed).toEqual({ rooms: [] });
+  });
+
+  it("RemoveParticipant ends the call, and a participant not in it is not_found", async () => {
+    const call = await answeredCall();
+    const admin = await serverToken({ roomAdmin: true, room: call.id });
+    expect((await twirp("RemoveParticipant", { room: call.id, identity: "stranger" }, admin)).status).toBe(404);
+    expect((await twirp("RemoveParticipant", { room: call.id, identity: call.callee }, admin)).status).toBe(200);
+    await expect((async () => { while (!(await call.viam.next()).done); })()).rejects.toThrow(/removed/);
+    call.outbox.close();
+    expect((await twirp("ListParticipants", { room: call.id }, admin)).status).toBe(404);
+  });
+
+  it("UpdateRoomMetadata replaces the room's metadata in the operator's view", async () => {
+    const call = await answeredCall();
+    // The directory learns of the room from the call's outbox, a moment after the change.
+    const token = await serverToken({ roomAdmin: true, room: call.id });
+    let res: Response | undefined;
+    for (let i = 0; i < 50; i++) {
+      res = await twirp("UpdateRoomMetadata", { room: call.id, metadata: "operator's note" }, token);
+      if (res.status === 200) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await res!.json()).toMatchObject({ name: call.id, metadata: "operator's note" });
+    const listed = await (await twirp("ListRooms", {}, await serverToken({ roomList: true }))).json() as { rooms: Array<{ name: string; metadata: string }> };
+    expect(listed.rooms.find((r) => r.name === call.id)?.metadata).toBe("operator's note");
+    call.outbox.close();
+  });
+});
+
+describe("webhook signing", () => {
+  it("signs the body's SHA-256 into a bare HS256 JWT issued by the API key", async () => {
+    const body = JSON.stringify({ event: "room_started" });
+    const jwt = await webhookAuthorization(body, "key", "secret-secret-secret", 1_700_000_000_000);
+    const [, payload] = jwt.split(".");
+    const claims = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")));
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
+    expect(claims).toEqual({ iss: "key", nbf: 1_700_000_000, iat: 1_700_000_000, exp: 1_700_000_300,
+      sha256: btoa(String.fromCharCode(...digest)) });
+  });
+
+  it("retries first within 10 s, then backs off", () => {
+    expect(retryDelaySeconds(1)).toBeLessThanOrEqual(10);
+    expect(retryDelaySeconds(2)).toBeGreaterThan(retryDelaySeconds(1));
+    expect(retryDelaySeconds(3)).toBeGreaterThan(retryDelaySeconds(2));
+    expect(retryDelaySeconds(50)).toBe(900);
+  });
+});
