@@ -14,6 +14,8 @@ export default defineConfig({
             AUTH_SECRET: TEST_AUTH_SECRET,
             // SIP calls ring 3 s instead of 30 s, so ring-timeout tests stay short.
             SIP_RING_TIMEOUT_MS: "3000",
+            // The one origin allowed credentialed CORS in test/security.test.ts.
+            CORS_CREDENTIAL_ORIGINS: "https://app.example",
             LIVEKIT_API_KEY: TEST_LIVEKIT_API_KEY,
             LIVEKIT_API_SECRET: TEST_LIVEKIT_API_SECRET,
           } },

@@ -61,6 +61,11 @@ export class AudioRoom extends HibernatingObject<Env> {
     this.liveSockets.set(identity, ws);
   }
 
+  /** Whether `identity` has a live socket here (HostObject.takeRoomSeat checks its seats). */
+  async holds(identity: string): Promise<boolean> {
+    return this.socketOf(identity) !== undefined;
+  }
+
   protected onMessage(ws: WebSocket, message: string | ArrayBuffer): void {
     let me = attachmentOf(ws);
     if (!me || me.closing) return;

@@ -389,7 +389,7 @@ export class CallObject extends HibernatingObject<Env> {
 
   private begin(id: string, input: StartCall): Promise<Result<CallSummary>> | Result<CallSummary> {
     const started = this.apply({ type: "start", id, host: input.host, caller: input.caller, sdp: input.sdp,
-      disableTrickle: input.disableTrickle, deadline: input.deadline, callerToken: input.callerToken, now: Date.now(),
+      disableTrickle: input.disableTrickle, deadline: input.deadline, now: Date.now(),
       meta: input.meta });
     if (!started.ok) return started;
     return this.env.HOSTS.getByName(input.host).enqueue(id, input.deadline).then((queued) => {

@@ -8,7 +8,7 @@
 // makes here) until an answerer frees up or opens a new stream, or the offer deadline passes.
 import { Code } from "@connectrpc/connect";
 import {
-  ANSWERER_REOPEN_GRACE_MS, MAX_PENDING_CALLS_PER_HOST, REQUEST_BURST, REQUESTS_PER_SECOND,
+  ANSWERER_REOPEN_GRACE_MS, MAX_ANSWERERS_PER_HOST, MAX_AUDIO_ROOMS_PER_IDENTITY, MAX_PENDING_CALLS_PER_HOST, REQUEST_BURST, REQUESTS_PER_SECOND,
 } from "../model/limits";
 import type { Door } from "../model/call-model";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
@@ -33,6 +33,10 @@ const SCHEMA = `
     deadline INTEGER NOT NULL
   ) WITHOUT ROWID;
 `;
+
+/** Apart from SCHEMA: an identity that only joins audio rooms needs no call queue, and an object
+ * made before this table existed has the others already (hasTables). */
+const AUDIO_SEATS_SCHEMA = "CREATE TABLE IF NOT EXISTS audio_rooms (room TEXT PRIMARY KEY) WITHOUT ROWID";
 
 /** Per answerer socket. */
 interface AnswererAttachment {
@@ -88,7 +92,12 @@ export class HostObject extends HibernatingObject<Env> {
       const refused = this.takeToken();
       if (refused) return refused;
     }
-    const since = Math.max(Date.now(), ...this.answerers().map(({ a }) => a.since + 1));
+    const open = this.answerers();
+    if (open.length >= MAX_ANSWERERS_PER_HOST) {
+      return Response.json({ code: Code.ResourceExhausted,
+        message: `${MAX_ANSWERERS_PER_HOST} answerer streams are already open for ${this.hostName()}` }, { status: 429 });
+    }
+    const since = Math.max(Date.now(), ...open.map(({ a }) => a.since + 1));
     this.ctx.acceptWebSocket(ws);
     attachments.set(ws, { v: 1, answerer, door, since, ...(only ? { only } : {}) });
     this.dispatch(Date.now());
@@ -160,6 +169,30 @@ export class HostObject extends HibernatingObject<Env> {
   /** A standing answerer is busy or gone: it stops counting as online at once. */
   async leave(account: string): Promise<void> {
     this.sql.exec("DELETE FROM answerers WHERE id = ?", account);
+  }
+
+  /**
+   * A seat for this identity in audio relay room `room` (worker/audio-relay.ts asks before each
+   * join), at most MAX_AUDIO_ROOMS_PER_IDENTITY. Seats are not given back on leaving: only at the
+   * cap are they checked against the rooms themselves (AudioRoom.holds), so a room reset or a lost
+   * message can never leak one, and a join costs one write only for a room new to the identity.
+   */
+  async takeRoomSeat(room: string): Promise<Result<void>> {
+    const sql = this.ctx.storage.sql;
+    sql.exec(AUDIO_SEATS_SCHEMA);
+    if (sql.exec("SELECT 1 FROM audio_rooms WHERE room = ?", room).toArray().length > 0) return success(undefined);
+    const seated = () => sql.exec<{ room: string }>("SELECT room FROM audio_rooms").toArray().map((r) => r.room);
+    if (seated().length >= MAX_AUDIO_ROOMS_PER_IDENTITY) {
+      const identity = this.hostName();
+      const rooms = seated();
+      const held = await Promise.all(rooms.map((r) => this.env.AUDIO_ROOMS.getByName(r).holds(identity).catch(() => true)));
+      rooms.forEach((r, i) => { if (!held[i]) sql.exec("DELETE FROM audio_rooms WHERE room = ?", r); });
+      if (seated().length >= MAX_AUDIO_ROOMS_PER_IDENTITY) {
+        return failure(Code.ResourceExhausted, `${identity} is already in ${MAX_AUDIO_ROOMS_PER_IDENTITY} audio rooms`);
+      }
+    }
+    sql.exec("INSERT OR IGNORE INTO audio_rooms (room) VALUES (?)", room);
+    return success(undefined);
   }
 
   /** Admits one request from this identity's bucket, or answers the refusal a door reads back. */

@@ -12,13 +12,14 @@
 import { DurableObject } from "cloudflare:workers";
 import { Code } from "@connectrpc/connect";
 import {
-  MAX_SIP_QUEUED_AUDIO_BYTES, MAX_SIP_STATUS_HISTORY, SIGNAL_TTL_MS, SIP_AUDIO_DIAL_AFTER_CONNECT_MS,
+  MAX_KNOWN_LOGIN_ADDRESSES, MAX_SIP_QUEUED_AUDIO_BYTES, MAX_SIP_STATUS_HISTORY, SIGNAL_TTL_MS, SIP_AUDIO_DIAL_AFTER_CONNECT_MS,
   SIP_AUDIO_PAIRING_WAIT_MS, SIP_RING_TIMEOUT_MS,
 } from "../model/limits";
 import { convertPcm, WavError, type PcmAudio } from "../codecs/wav-audio";
 import type { CallChange } from "./call";
 import { AlarmClock } from "./alarm-clock";
 import { failure, success, type Result } from "../model/result";
+import { mayTryLogin, newLoginThrottle, recordFailedLogin, type LoginThrottle } from "../model/login-throttle";
 import { SipAudioLeg, type AudioLegEvents } from "./sip-audio-leg";
 import { fingerprint, hashPassword, sameBytes, verifyPassword, type PasswordHash } from "./sip-credentials";
 import {
@@ -39,6 +40,10 @@ const SCHEMA = `
     body TEXT NOT NULL,
     standing_renew_at INTEGER
   );
+  CREATE TABLE IF NOT EXISTS known_addresses (
+    address TEXT PRIMARY KEY,
+    at INTEGER NOT NULL
+  ) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at INTEGER NOT NULL,
@@ -65,6 +70,8 @@ export class SipAccount extends DurableObject<Env> {
   private password: PasswordHash | undefined;
   /** Fingerprint of the password last verified; memory only (see sip-credentials.ts). */
   private verified: Uint8Array | undefined;
+  /** Wrong passwords lately, by client address; memory only (see model/login-throttle.ts). */
+  private throttle: LoginThrottle | undefined;
   /** Whether this account stands as an answerer at its HostObject. */
   private standing = false;
   private readonly alarmClock = new AlarmClock(this.ctx.storage);
@@ -97,9 +104,16 @@ export class SipAccount extends DurableObject<Env> {
 
   // ---- For the Sip door (worker/sip.ts); the door has authenticated the account.
 
-  /** Creates the account, or changes its password when `actor` has proven to be the account. */
+  /** Creates the account, or changes its password, when `actor` has proven to be the account: a
+   * new account needs a bearer token whose `sub` is its name (worker/sip.ts), so a SIP account and
+   * the token identity of the same name are always one party and nobody squats a free name. */
   async register(account: string, password: string, actor: string | undefined): Promise<Result<void>> {
     const existed = this.password !== undefined;
+    if (!existed && actor !== account) {
+      return actor === undefined
+        ? failure(Code.Unauthenticated, `creating account ${account} needs a bearer token whose sub is ${account}`)
+        : failure(Code.PermissionDenied, `${actor} may not create account ${account}`);
+    }
     if (existed && actor !== account) {
       return failure(Code.PermissionDenied, `account ${account} exists; registering it again needs its credentials`);
     }
@@ -119,7 +133,23 @@ export class SipAccount extends DurableObject<Env> {
     return success(undefined);
   }
 
-  async authenticate(password: string): Promise<boolean> {
+  /** Checks a password from a client `address` (CF-Connecting-IP), within the throttle of failed
+   * logins: unauthenticated when wrong, resource_exhausted when this address or account has failed
+   * too often (model/login-throttle.ts). */
+  async authenticate(password: string, address: string): Promise<Result<void>> {
+    const now = Date.now();
+    const throttle = this.throttle ??= newLoginThrottle(now);
+    const allowed = mayTryLogin(throttle, address, this.knowsAddress(address), now);
+    if (!allowed.ok) return allowed;
+    if (await this.passwordMatches(password)) {
+      this.rememberAddress(address, now);
+      return success(undefined);
+    }
+    this.throttle = recordFailedLogin(this.throttle ?? throttle, address, Date.now());
+    return failure(Code.Unauthenticated, "wrong account name or password");
+  }
+
+  private async passwordMatches(password: string): Promise<boolean> {
     const stored = this.password;
     if (!stored) {
       // As slow as a real check, so response times do not tell which accounts exist.
@@ -131,6 +161,20 @@ export class SipAccount extends DurableObject<Env> {
     const ok = await verifyPassword(password, stored);
     if (ok && this.password === stored) this.verified = print;
     return ok;
+  }
+
+  private knowsAddress(address: string): boolean {
+    return this.ctx.storage.sql.exec("SELECT 1 FROM known_addresses WHERE address = ?", address).toArray().length > 0;
+  }
+
+  /** The owner's addresses, newest first, bounded; written only when one is new or a day old. */
+  private rememberAddress(address: string, now: number): void {
+    const sql = this.ctx.storage.sql;
+    const seen = sql.exec<{ at: number }>("SELECT at FROM known_addresses WHERE address = ?", address).toArray()[0];
+    if (seen && now - seen.at < 86_400_000) return;
+    sql.exec("INSERT OR REPLACE INTO known_addresses (address, at) VALUES (?, ?)", address, now);
+    sql.exec("DELETE FROM known_addresses WHERE address NOT IN (SELECT address FROM known_addresses ORDER BY at DESC LIMIT ?)",
+      MAX_KNOWN_LOGIN_ADDRESSES);
   }
 
   async startSession(autoAnswerSeconds: number, audioBase: string): Promise<Result<void>> {

@@ -5,7 +5,8 @@
 // - the caller's leg dials the callee (handshake naming it) until the callee's socket is in the
 //   room and answers: an accept (4) or a counter-proposal (2) means the callee took the call's
 //   audio, a reject (3) that it declined;
-// - the callee's leg (a SIP account that answered itself) accepts whatever handshake arrives;
+// - the callee's leg (a SIP account that answered itself) accepts the handshake of the call's
+//   other party, and rejects anyone else's;
 // - once paired, queued WAV audio leaves as data packets (6) at real-time pace; muted, packets
 //   are dropped while the clock runs on; a drop (5) or a closed socket ends the leg's pairing.
 // The socket is not hibernatable (an object cannot hibernate while it holds a client socket), so
@@ -183,7 +184,13 @@ export class SipAudioLeg {
         if (this.pairing === "calling") this.paired(SIP_AUDIO_PROPOSAL);
         return;
       case AudioMessageType.Handshake:
-        // The far party dials us (we answered the call ourselves, or it dialed first): take it.
+        // The far party dials us (we answered the call ourselves, or it dialed first): take it,
+        // but only from the call's other party. The room is named by the call id, which is no
+        // secret to whoever learns it: anyone else in it is turned away.
+        if (this.pairing === "idle" && packet.username !== this.peer) {
+          this.send({ type: AudioMessageType.Reject, optional: EMPTY });
+          return;
+        }
         if (this.pairing === "idle") {
           stopTimer(this.redial);
           this.send({ type: AudioMessageType.Accept, optional: EMPTY });

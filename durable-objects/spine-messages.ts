@@ -37,7 +37,6 @@ export interface StartCall {
   caller: Party;
   sdp: string;
   disableTrickle: boolean;
-  callerToken?: string;
   /** Absolute ms; the answer must arrive before it. */
   deadline: number;
   /** Door-specific data that travels with the call (a SIP call's headers). */

@@ -19,7 +19,8 @@ export interface IceCandidate {
 
 /** What one side receives from the other, in order. */
 export type Signal =
-  | { kind: "offer"; sdp: string; disableTrickle: boolean; deadline: number; callerToken?: string }
+  /** `caller`: the identity that placed the call (never a credential: see worker/caller-proof.ts). */
+  | { kind: "offer"; sdp: string; disableTrickle: boolean; deadline: number; caller: string }
   | { kind: "answer"; sdp: string }
   | { kind: "candidate"; candidate: IceCandidate }
   /** The other side has no more candidates to send. */
@@ -56,7 +57,7 @@ export interface CallState {
 
 export type CallEvent =
   | { type: "start"; id: string; host: string; caller: Party; sdp: string; disableTrickle: boolean;
-      deadline: number; callerToken?: string; now: number; meta?: Record<string, string> }
+      deadline: number; now: number; meta?: Record<string, string> }
   | { type: "claim"; callee: Party; now: number }
   | { type: "answer"; sdp: string; now: number }
   /** `index`: how many candidates `from` had sent before this one, when its door counts them. A
@@ -98,7 +99,7 @@ export function step(state: CallState | undefined, event: CallEvent): Transition
       ...(event.meta ? { meta: event.meta } : {}),
     };
     const offer: Signal = { kind: "offer", sdp: event.sdp, disableTrickle: event.disableTrickle,
-      deadline: event.deadline, ...(event.callerToken ? { callerToken: event.callerToken } : {}) };
+      deadline: event.deadline, caller: event.caller.identity };
     return { ok: true, state: next, effects: [
       { type: "deliver", to: "callee", signal: offer },
       { type: "status", status: "offered", side: "caller", detail: `${event.caller.door}:${event.caller.identity}` },

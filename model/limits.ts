@@ -228,3 +228,37 @@ export const AUDIO_SWEEP_MS = 5_000;
 /** A socket's last-frame time is written to its attachment at most this often: one small write a
  * second instead of one per 20 ms data packet. The lease above is judged at this resolution. */
 export const AUDIO_SEEN_RESOLUTION_MS = 1_000;
+
+/** Longest life a client bearer token may claim (exp − iat, or exp − now without iat): a leaked
+ * token stops working within a month however it was minted. `npm run token` mints an hour by
+ * default; a device that stays online for longer renews its token. */
+export const MAX_TOKEN_LIFETIME_S = 30 * 24 * 60 * 60;
+
+/** A Viam Answer's caller_auth_token (worker/caller-proof.ts) lives until the call's offer
+ * deadline, and never longer than this: it only has to prove who called while the host answers. */
+export const CALLER_PROOF_MAX_TTL_S = 60;
+
+/** Wrong SIP passwords tolerated (model/login-throttle.ts) before a wait: 5 from one client address
+ * (a person mistyping tries a few times), 20 for one account from all addresses together, then one
+ * more each FAILED_LOGIN_REFILL_MS. A guesser gets about 1 440 tries a day per address instead of
+ * 50 a second; the owner, who logs in from an address known to the account or with a bearer token,
+ * is never refused for someone else's failures. Past it: resource_exhausted. */
+export const FAILED_LOGINS_PER_ADDRESS_BURST = 5;
+export const FAILED_LOGINS_PER_ACCOUNT_BURST = 20;
+export const FAILED_LOGIN_REFILL_MS = 60_000;
+
+/** Failing addresses one account remembers (memory only), and addresses it knows its owner by
+ * (stored, the most recent successful logins): enough for a person's devices and networks. */
+export const MAX_THROTTLED_ADDRESSES = 1_024;
+export const MAX_KNOWN_LOGIN_ADDRESSES = 16;
+
+/** Answerer streams open at once for one host, all doors together (Viam Answer, Voice Connect).
+ * goutils runs a couple of answerers per machine process; 16 covers several processes answering
+ * for one name, and bounds the sockets one token can make a host object hold. Past it:
+ * resource_exhausted. */
+export const MAX_ANSWERERS_PER_HOST = 16;
+
+/** Audio relay rooms one identity may hold sockets in at once. A person is in one call, maybe a
+ * second on hold; 8 leaves room for a bridge or a recorder, and one token can no longer open
+ * hundreds of rooms. Past it the socket closes with 1008 and a reason. */
+export const MAX_AUDIO_ROOMS_PER_IDENTITY = 8;

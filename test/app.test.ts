@@ -21,16 +21,16 @@ function preflight(): Promise<Response> {
 }
 
 describe("CORS for the Viam SDK in browsers", () => {
-  it("answers a preflight for Call with no content, echoing the origin", async () => {
+  it("answers a preflight for Call with no content, for any origin", async () => {
     const res = await preflight();
     expect(res.status).toBe(204);
-    // The SDK fetches with credentials: "include", for which a browser refuses "*".
-    expect(res.headers.get("access-control-allow-origin")).toBe(ORIGIN);
+    // The SDK sends its bearer token in a header and no cookie: "*" serves every page.
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
   });
 
-  it("allows credentials in a preflight", async () => {
+  it("does not allow credentials in a preflight from an origin not configured for them", async () => {
     const res = await preflight();
-    expect(res.headers.get("access-control-allow-credentials")).toBe("true");
+    expect(res.headers.get("access-control-allow-credentials")).toBeNull();
   });
 
   it("allows POST and every header the SDK sends in a preflight", async () => {
@@ -51,8 +51,7 @@ describe("CORS for the Viam SDK in browsers", () => {
     });
     await res.arrayBuffer();
     expect(res.headers.get("content-type")).toMatch(/^application\/grpc-web/);
-    expect(res.headers.get("access-control-allow-origin")).toBe(ORIGIN);
-    expect(res.headers.get("access-control-allow-credentials")).toBe("true");
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
     expect(listOf(res.headers.get("access-control-expose-headers"))).toEqual(expect.arrayContaining(["grpc-status", "grpc-message"]));
   });
 });

@@ -1,7 +1,7 @@
 // The seed-003 audio relay through the real Worker and AudioRoom objects, in the Workers runtime.
 import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { AudioMessageType, encode, SampleFormat, type AudioPacket, type AudioParams } from "../codecs/audio-codec";
 import { MAX_AUDIO_FRAME_BYTES } from "../model/limits";
 import { AudioSocket } from "./door-clients";
@@ -18,7 +18,21 @@ async function upgrade(path: string, init: RequestInit = {}): Promise<Response> 
   return exports.default.fetch(`http://worker.test${path}`, { ...init, headers: { upgrade: "websocket", ...init.headers } });
 }
 
-const join = (room: string, identity: string) => AudioSocket.join(room, identity);
+/** Sockets a test opened, closed after it: the identities here are reused from test to test,
+ * and one identity may be in only MAX_AUDIO_ROOMS_PER_IDENTITY rooms at once. */
+const opened: AudioSocket[] = [];
+const join = async (room: string, identity: string) => {
+  const socket = await AudioSocket.join(room, identity);
+  opened.push(socket);
+  return socket;
+};
+afterEach(async () => {
+  const closing = opened.splice(0);
+  for (const s of closing) {
+    try { s.ws.close(1000, "test over"); } catch { /* already closed */ }
+  }
+  await Promise.all(closing.map((s) => Promise.race([s.closed, new Promise((r) => setTimeout(r, 1_000))])));
+});
 
 const handshake = (username: string, optional = EMPTY): AudioPacket =>
   ({ type: AudioMessageType.Handshake, params: PARAMS, username, optional });

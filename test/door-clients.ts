@@ -76,7 +76,7 @@ export function sipClient(account: string): Client<typeof Sip> {
 
 export async function sipAccount(who: string): Promise<{ name: string; sip: Client<typeof Sip> }> {
   const name = unique(who);
-  await clientFor(Sip, {}).registerAccount({ accountName: name, password: `pw of ${name}` });
+  await clientFor(Sip, { authorization: `Bearer ${await tokenFor(name)}` }).registerAccount({ accountName: name, password: `pw of ${name}` });
   return { name, sip: sipClient(name) };
 }
 

@@ -27,7 +27,7 @@ const sipAs = (account: string, password = `pw of ${account}`) => clientFor(Sip,
 /** A registered account and its client. */
 async function account(who: string): Promise<{ name: string; sip: SipClient }> {
   const name = uniqueName(who);
-  await clientFor(Sip, {}).registerAccount({ accountName: name, password: `pw of ${name}` });
+  await clientFor(Sip, { authorization: `Bearer ${await tokenFor(name)}` }).registerAccount({ accountName: name, password: `pw of ${name}` });
   return { name, sip: sipAs(name) };
 }
 

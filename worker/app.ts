@@ -29,20 +29,49 @@ const APP_HEADERS = ["authorization", "rpc-host", "heartbeats-allowed", "voice-c
 
 export const app = new Hono<AppEnv>();
 
-// Browsers (the Viam SDK fetches with credentials: "include") need the origin echoed, not "*".
+/** Origins allowed to send credentialed requests (cookies), from CORS_CREDENTIAL_ORIGINS. */
+function credentialOrigins(env: Env): string[] {
+  return (env.CORS_CREDENTIAL_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+}
+
+// Every door authenticates with a bearer token (Authorization, or ?access_token= on WebSockets),
+// never with a cookie, so any page may call it without credentials: `*`, no credentials flag. The
+// Viam SDK asks for credentials only when it dials without a token, which no door accepts. Only
+// origins configured in CORS_CREDENTIAL_ORIGINS get their origin echoed with credentials allowed.
 app.use("*", cors({
-  origin: (origin) => origin || "*",
-  credentials: true,
+  origin: (origin, c) => (origin && credentialOrigins(c.env).includes(origin) ? origin : "*"),
+  credentials: false,
   allowMethods: [...connectCors.allowedMethods, "OPTIONS"],
   allowHeaders: [...connectCors.allowedHeaders, ...APP_HEADERS],
   exposeHeaders: [...connectCors.exposedHeaders],
   maxAge: 7200,
 }));
 
+app.use("*", async (c, next) => {
+  await next();
+  const origin = c.req.header("origin");
+  if (origin && credentialOrigins(c.env).includes(origin)) {
+    c.res.headers.set("access-control-allow-credentials", "true");
+    c.res.headers.append("vary", "origin");
+  }
+});
+
+/** Every front door, as /healthz lists them: the Connect services, and the doors of their own. */
+const DOORS = [
+  { door: "viam", service: "proto.rpc.webrtc.v1.SignalingService", path: "/proto.rpc.webrtc.v1.SignalingService/*" },
+  { door: "voice", service: "protocol.voice.v1.VoiceService", path: "/protocol.voice.v1.VoiceService/*" },
+  { door: "sip", service: "ondewo.sip.Sip", path: "/ondewo.sip.Sip/*" },
+  { door: "audio-relay", protocol: "seed-003 binary audio over WebSocket", path: "/audio/:room" },
+  { door: "livekit", protocol: "LiveKit signalling over WebSocket", path: "/rtc" },
+  { door: "websocket-transport", protocol: "Connect streaming methods over WebSocket", path: "/ws/:service/:method" },
+  { door: "calls-http", protocol: "call history and hang-up over HTTP", path: "/calls/:id" },
+];
+
 app.get("/healthz", (c) => c.json({
   status: "ok",
   version,
   services: [...new Set(router.handlers.map((h) => h.service.typeName))],
+  doors: DOORS,
 }));
 
 app.get("/audio/:room", audioRelay);

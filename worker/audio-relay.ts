@@ -8,6 +8,7 @@ import type { Failure } from "../model/result";
 import { tokenFrom, verifyIdentity } from "./auth";
 import type { AppEnv } from "./env";
 import { NAME_PATTERN } from "../model/limits";
+import { POLICY_VIOLATION } from "../model/close-codes";
 
 export async function audioRelay(c: Context<AppEnv, "/audio/:room">): Promise<Response> {
   const room = c.req.param("room");
@@ -20,6 +21,8 @@ export async function audioRelay(c: Context<AppEnv, "/audio/:room">): Promise<Re
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     return c.json({ code: "failed_precondition", message: "this endpoint only speaks WebSocket" }, 426, { upgrade: "websocket" });
   }
+  const seat = await c.env.HOSTS.getByName(identity.value).takeRoomSeat(room);
+  if (!seat.ok) return closedSocket(POLICY_VIOLATION, seat.message);
   // The room trusts this header: overwrite whatever a client sent. The token stays here.
   const headers = new Headers(c.req.raw.headers);
   headers.set(AUDIO_IDENTITY_HEADER, identity.value);
@@ -27,6 +30,15 @@ export async function audioRelay(c: Context<AppEnv, "/audio/:room">): Promise<Re
   const url = new URL(c.req.url);
   url.searchParams.delete("access_token");
   return c.env.AUDIO_ROOMS.getByName(room).fetch(new Request(url, { headers }));
+}
+
+/** An upgrade accepted only to be closed at once with `code` and `reason`: a browser sees neither
+ * an HTTP status nor a body on a failed upgrade, but it does see a close frame. */
+function closedSocket(code: number, reason: string): Response {
+  const { 0: client, 1: server } = new WebSocketPair();
+  server.accept();
+  server.close(code, reason.slice(0, 120));
+  return new Response(null, { status: 101, webSocket: client });
 }
 
 /** Auth failures as this door reports them: the client's fault is 401, ours is 500 with no detail. */

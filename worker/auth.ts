@@ -3,7 +3,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { verify } from "hono/jwt";
 import { failure, success, type Result } from "../model/result";
-import { MAX_VERIFIED_TOKENS, NAME_PATTERN } from "../model/limits";
+import { MAX_TOKEN_LIFETIME_S, MAX_VERIFIED_TOKENS, NAME_PATTERN } from "../model/limits";
 
 /** HS256 verification keys by secret, kept for the isolate's life: importing the key was a third
  * of the cost of verifying a token. A CryptoKey is plain data, so sharing it between requests is
@@ -60,7 +60,11 @@ export async function verifyIdentity(token: string | undefined, secret: string |
 const verifiedTokens = new Map<string, { claims: TokenClaims; exp: number }>();
 
 async function verifyClaims(token: string | undefined, secret: string | undefined): Promise<Result<TokenClaims>> {
-  if (!secret) return failure(Code.Internal, "AUTH_SECRET is not configured");
+  if (!secret) {
+    // A deploy mistake, not the client's: said in the log, never in the answer.
+    console.error("AUTH_SECRET is not configured: every bearer token is refused");
+    return failure(Code.Internal, "internal error");
+  }
   if (!token) return failure(Code.Unauthenticated, "missing bearer token");
   const key = `${secret}\n${token}`;
   const known = verifiedTokens.get(key);
@@ -86,6 +90,15 @@ async function verifyToken(token: string, secret: string): Promise<Result<{ clai
     return failure(Code.Unauthenticated, `invalid token: ${(err as Error).name}`);
   }
   if (typeof payload.exp !== "number") return failure(Code.Unauthenticated, "token has no exp");
+  // A token minted for one purpose (a Viam caller proof names its host in `aud` and its call in
+  // `call`, worker/caller-proof.ts) is never a login, whatever key signed it.
+  if (payload.aud !== undefined || payload.call !== undefined) {
+    return failure(Code.Unauthenticated, "token is bound to an audience or a call and is not a login");
+  }
+  const issuedAt = typeof payload.iat === "number" ? payload.iat : Math.floor(Date.now() / 1000);
+  if (payload.exp - issuedAt > MAX_TOKEN_LIFETIME_S) {
+    return failure(Code.Unauthenticated, `token lives longer than ${MAX_TOKEN_LIFETIME_S / 86_400} days (exp - iat)`);
+  }
   const sub = payload.sub;
   if (typeof sub !== "string" || !NAME_PATTERN.test(sub)) return failure(Code.Unauthenticated, "token sub is not a valid identity");
   // A malformed grant grants nothing: the token still stands for `sub` alone.

@@ -3,14 +3,17 @@
 // (durable-objects/sip-account.ts), where the session, the calls and the status history live.
 //
 // Authentication: `Authorization: Basic base64(account:password)` checked against the account's
-// PBKDF2 hash, or `Bearer <token>` whose `sub` is the account. RegisterAccount needs none to create
-// an account, and the account's own credentials to register it again (permission_denied otherwise).
+// PBKDF2 hash (wrong passwords are throttled per client address and per account), or
+// `Bearer <token>` whose `sub` is the account. RegisterAccount creates an account only for a bearer
+// token whose `sub` is its name (unauthenticated without one), and registers it again for the
+// account's own credentials (permission_denied otherwise).
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { ringTimeoutMs } from "../durable-objects/sip-account";
 import { SERVER_HEADERS, type SipStatusEntry } from "../model/sip-model";
 import { Sip, SipStatus_StatusType, type SipStatusSchema } from "../proto/gen/ondewo/sip/sip_pb";
+import { failure, success, type Result } from "../model/result";
 import { tokenFrom, verifyIdentity } from "./auth";
 import { orThrow } from "./call-streams";
 import { envOf } from "./connect-context";
@@ -43,47 +46,52 @@ interface Caller {
   stub: DurableObjectStub<import("../durable-objects/sip-account").SipAccount>;
 }
 
-/** The account named by Basic credentials, if they are right; undefined when absent or wrong. */
-async function basicAccount(env: Env, headers: Headers): Promise<string | undefined | null> {
+const WRONG_LOGIN = failure(Code.Unauthenticated, "wrong account name or password");
+
+/** The client's address as Cloudflare's edge reports it (a client cannot set it there); the
+ * failed-login throttle counts by it. Without it (a local run) all clients share one address. */
+function clientAddress(headers: Headers): string {
+  return headers.get("cf-connecting-ip") ?? "unknown";
+}
+
+/** The account proven by Basic credentials, or why not; null when the request has no Basic. */
+async function basicAccount(env: Env, headers: Headers): Promise<Result<string> | null> {
   const match = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(headers.get("authorization") ?? "");
   if (!match) return null;
   let decoded: string;
   try {
     decoded = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(atob(match[1]), (c) => c.charCodeAt(0)));
   } catch {
-    return undefined;
+    return WRONG_LOGIN;
   }
   const colon = decoded.indexOf(":");
-  if (colon < 0) return undefined;
+  if (colon < 0) return WRONG_LOGIN;
   const account = decoded.slice(0, colon);
   const password = decoded.slice(colon + 1);
-  if (!NAME_PATTERN.test(account) || utf8.encode(password).byteLength > MAX_SIP_PASSWORD_BYTES) return undefined;
-  return (await env.SIP_ACCOUNTS.getByName(account).authenticate(password)) ? account : undefined;
+  if (!NAME_PATTERN.test(account) || utf8.encode(password).byteLength > MAX_SIP_PASSWORD_BYTES) return WRONG_LOGIN;
+  const checked = await env.SIP_ACCOUNTS.getByName(account).authenticate(password, clientAddress(headers));
+  return checked.ok ? success(account) : checked;
 }
 
-/** The account the request acts for, or `unauthenticated`. */
+/** The account the request acts for; else `unauthenticated`, or `resource_exhausted` while its
+ * address or account is throttled for wrong passwords. */
 async function requireAccount(ctx: HandlerContext): Promise<Caller> {
   const env = envOf(ctx);
   const basic = await basicAccount(env, ctx.requestHeader);
-  let account: string;
-  if (basic === null) {
-    const identity = await verifyIdentity(tokenFrom(ctx.requestHeader), env.AUTH_SECRET);
-    account = orThrow(identity);
-  } else if (basic === undefined) {
-    throw new ConnectError("wrong account name or password", Code.Unauthenticated);
-  } else {
-    account = basic;
-  }
+  const account = orThrow(basic ?? await verifyIdentity(tokenFrom(ctx.requestHeader), env.AUTH_SECRET));
   await admit(env, account);
   return { account, stub: env.SIP_ACCOUNTS.getByName(account) };
 }
 
-/** Who RegisterAccount's caller has proven to be, if anyone (a wrong proof is no proof). */
+/** Who RegisterAccount's caller has proven to be, if anyone (a wrong proof is no proof, but a
+ * throttled one is refused as such). */
 async function provenAccount(ctx: HandlerContext): Promise<string | undefined> {
   const env = envOf(ctx);
   const basic = await basicAccount(env, ctx.requestHeader);
-  if (basic !== null) return basic;
+  if (basic && !basic.ok && basic.code === Code.ResourceExhausted) orThrow(basic);
+  if (basic !== null) return basic.ok ? basic.value : undefined;
   const identity = await verifyIdentity(tokenFrom(ctx.requestHeader), env.AUTH_SECRET);
+  if (!identity.ok && identity.code === Code.Internal) orThrow(identity);
   return identity.ok ? identity.value : undefined;
 }
 
@@ -101,6 +109,10 @@ function callHeaders(headers: Record<string, string>): Record<string, string> {
   for (const [key, value] of entries) {
     if (key === "" || utf8.encode(key).byteLength > MAX_SIP_HEADER_KEY_BYTES) {
       throw new ConnectError(`header names must be 1–${MAX_SIP_HEADER_KEY_BYTES} bytes`, Code.InvalidArgument);
+    }
+    // A header is one SIP header line: CR or LF would let a value forge further lines, NUL ends it.
+    if (/[\r\n\0]/.test(key) || /[\r\n\0]/.test(value)) {
+      throw new ConnectError(`header ${JSON.stringify(key)} holds CR, LF or NUL`, Code.InvalidArgument);
     }
     if (utf8.encode(value).byteLength > MAX_SIP_HEADER_VALUE_BYTES) {
       throw new ConnectError(`header ${key} is longer than ${MAX_SIP_HEADER_VALUE_BYTES} bytes`, Code.InvalidArgument);

@@ -8,7 +8,8 @@ import { asyncQueue } from "../client/async-queue";
 import {
   SignalingService, WebRTCConfigSchema, type AnswerRequest, type AnswerResponse,
 } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
-import { requireActsFor, requireClaims, requireIdentity, tokenFrom } from "./auth";
+import { requireActsFor, requireClaims, requireIdentity } from "./auth";
+import { callerProof } from "./caller-proof";
 import { abandon, callStub, CallSocket, orThrow, serveCallee, waitForCall } from "./call-streams";
 import { envOf } from "./connect-context";
 import { iceServersFor } from "../model/ice-servers";
@@ -52,7 +53,7 @@ async function toAnswerRequest(env: Env, host: string, uuid: string, signal: Sig
         sdp: signal.sdp,
         optionalConfig: await configFor(env, host, signal.disableTrickle),
         deadline: timestampFromMs(signal.deadline),
-        ...(signal.callerToken ? { callerAuthToken: signal.callerToken } : {}),
+        callerAuthToken: await callerProof(env.AUTH_SECRET, { caller: signal.caller, host, callId: uuid, deadline: signal.deadline }),
       } } };
     case "candidate":
       return { uuid, stage: { case: "update" as const, value: { candidate: iceToWire(signal.candidate) } } };
@@ -109,7 +110,7 @@ export function viamSignaling(router: ConnectRouter): void {
       const admitted = admitFromLease(identity) ? Promise.resolve() : admit(env, identity);
       const socket = await CallSocket.start(env, uuid, {
         host, caller: { identity, door: "viam" }, sdp: req.sdp, disableTrickle: req.disableTrickle,
-        callerToken: tokenFrom(ctx.requestHeader), deadline: Date.now() + OFFER_DEADLINE_MS,
+        deadline: Date.now() + OFFER_DEADLINE_MS,
       }, admitted);
       // The client going away (tab closed, abort) closes the socket as abandoned: the host's
       // Answer stream ends with an error stage at once.

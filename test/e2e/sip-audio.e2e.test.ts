@@ -29,7 +29,9 @@ function sipClient(account: string, password: string): SipClient {
 async function accountWithSession(who: string): Promise<{ name: string; sip: SipClient }> {
   const name = `${who}-e2e-${Date.now().toString(36)}-${seq++}`;
   const password = `secret of ${name}`;
-  await createClient(Sip, createConnectTransport({ baseUrl, httpVersion: "1.1" })).registerAccount({ accountName: name, password });
+  await createClient(Sip, createConnectTransport({ baseUrl, httpVersion: "1.1",
+    interceptors: [(next) => async (req) => { req.header.set("authorization", `Bearer ${await tokenFor(name)}`); return next(req); }],
+  })).registerAccount({ accountName: name, password });
   const sip = sipClient(name, password);
   await sip.startSession({ accountName: name, autoAnswerInterval: 0 });
   return { name, sip };
