@@ -18,6 +18,8 @@ declare module "vitest" {
     authSecret: string;
     livekitApiKey: string;
     livekitApiSecret: string;
+    /** The port of 127.0.0.1 that WEBHOOK_URLS points at; a test listens there (operators.e2e.test.ts). */
+    webhookPort: number;
   }
 }
 
@@ -47,11 +49,13 @@ async function waitForHealth(url: string, child: ChildProcess, log: () => string
 
 export default async function setup(project: TestProject) {
   const port = await freePort();
+  const webhookPort = await freePort();
   const persist = mkdtempSync(join(tmpdir(), "wrangler-e2e-"));
   let output = "";
   const child = spawn("npx", ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1",
     "--persist-to", persist, "--var", `AUTH_SECRET:${E2E_AUTH_SECRET}`, "--var", "DEV_TOKENS:1",
     "--var", `LIVEKIT_API_KEY:${E2E_LIVEKIT_API_KEY}`, "--var", `LIVEKIT_API_SECRET:${E2E_LIVEKIT_API_SECRET}`,
+    "--var", `WEBHOOK_URLS:http://127.0.0.1:${webhookPort}/livekit-webhook`,
     "--show-interactive-dev-session=false"],
     // Own process group, so teardown stops wrangler and its workerd children, not just npx.
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" }, detached: true });
@@ -63,6 +67,7 @@ export default async function setup(project: TestProject) {
   project.provide("authSecret", E2E_AUTH_SECRET);
   project.provide("livekitApiKey", E2E_LIVEKIT_API_KEY);
   project.provide("livekitApiSecret", E2E_LIVEKIT_API_SECRET);
+  project.provide("webhookPort", webhookPort);
   return async () => {
     try { process.kill(-child.pid!, "SIGTERM"); } catch { /* already gone */ }
     await new Promise((r) => setTimeout(r, 500));

@@ -1,0 +1,269 @@
+// The operator's view, end to end through `wrangler dev`, with LiveKit's own server SDK:
+// - a webhook receiver built on livekit-server-sdk's WebhookReceiver, fed the raw body and the
+//   Authorization header unchanged, that refuses the first delivery of every event (so every event
+//   that arrives proves a retry, with the same id);
+// - a Viam→Voice call and a SIP call, each producing room_started, participant_joined,
+//   participant_left and room_finished;
+// - RoomServiceClient listing, removing and deleting live calls of two doors;
+// - a join-only token and a wrong secret, refused.
+import { createServer, type Server } from "node:http";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createWritableIterable } from "@connectrpc/connect/protocol";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { AccessToken, RoomServiceClient, WebhookReceiver, type WebhookEvent } from "livekit-server-sdk";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { Sip, SipStatus_StatusType as S, type SipStatus } from "../../proto/gen/ondewo/sip/sip_pb";
+import { SignalingService } from "../../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
+import { VoiceService, type ClientSignalSchema } from "../../proto/gen/protocol/voice/v1/voice_pb";
+import { answerAsVoice, callFromViam, type ViamCaller, type VoiceAnswerer } from "./cross-door-clients";
+import { baseUrl, tokenFor } from "./server";
+
+const apiKey = inject("livekitApiKey");
+const apiSecret = inject("livekitApiSecret");
+const webhookPort = inject("webhookPort");
+
+let seq = 0;
+const unique = (role: string) => `${role}-ops-${Date.now().toString(36)}-${seq++}`;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---- The receiver ------------------------------------------------------------------------------
+
+interface Received {
+  event: WebhookEvent;
+  /** When its first delivery came (and was refused), and when the one taken came. */
+  refusedAt: number;
+  takenAt: number;
+  contentType: string | undefined;
+}
+
+const receiver = new WebhookReceiver(apiKey, apiSecret);
+const refused = new Map<string, number>();
+const received: Received[] = [];
+const unverified: string[] = [];
+let server: Server;
+
+beforeAll(async () => {
+  server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks).toString("utf8");
+    try {
+      // As LiveKit's docs show: the raw body and the Authorization header, unmodified.
+      const event = await receiver.receive(body, req.headers.authorization);
+      if (!refused.has(event.id)) {
+        refused.set(event.id, Date.now());
+        res.writeHead(503).end("not yet");
+        return;
+      }
+      if (!received.some((r) => r.event.id === event.id)) {
+        received.push({ event, refusedAt: refused.get(event.id)!, takenAt: Date.now(), contentType: req.headers["content-type"] });
+      }
+      res.writeHead(200).end();
+    } catch (err) {
+      unverified.push(String(err));
+      res.writeHead(401).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(webhookPort, "127.0.0.1", resolve));
+});
+
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+/** The events taken for the room whose participant `identity` is, once `names` have all arrived. */
+async function eventsOf(identity: string, names: string[], timeoutMs = 40_000): Promise<Received[]> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const room = received.find((r) => r.event.participant?.identity === identity)?.event.room?.name;
+    const mine = room ? received.filter((r) => r.event.room?.name === room) : [];
+    const have = mine.map((r) => `${r.event.event}${r.event.participant ? `:${r.event.participant.identity}` : ""}`);
+    if (names.every((n) => have.includes(n))) return mine;
+    if (Date.now() > until) throw new Error(`events for ${identity}: have ${have.join(", ")}; wanted ${names.join(", ")}`);
+    await sleep(200);
+  }
+}
+
+// ---- Door clients ------------------------------------------------------------------------------
+
+let abort = new AbortController();
+const peers: Array<ViamCaller | VoiceAnswerer> = [];
+afterEach(() => {
+  abort.abort();
+  abort = new AbortController();
+  for (const p of peers.splice(0)) p.peer.pc.close();
+});
+
+const bearer = async (sub: string) => ({ authorization: `Bearer ${await tokenFor(sub)}` });
+
+/** A live Viam→Voice call: the Voice client answers and stays; the Viam Call stream stays open. */
+async function liveViamCall() {
+  const caller = unique("alice");
+  const callee = unique("bob");
+  const voice = createClient(VoiceService, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+  const outbound = createWritableIterable<MessageInitShape<typeof ClientSignalSchema>>();
+  const voiceStream = voice.connect(outbound, { headers: await bearer(callee), signal: abort.signal })[Symbol.asyncIterator]();
+  const offered = voiceStream.next();
+  const viam = createClient(SignalingService, createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }));
+  const headers = { ...(await bearer(caller)), "rpc-host": callee };
+  let viamStream: AsyncIterator<{ uuid: string }> | undefined;
+  // The Voice stream registers a moment after it opens: until then the Call is not_found.
+  for (let i = 0; ; i++) {
+    viamStream = viam.call({ sdp: "v=0\r\noffer\r\n" }, { headers, signal: abort.signal })[Symbol.asyncIterator]();
+    const first = viamStream.next();
+    const raced = await Promise.race([offered.then(() => "offered"), first.then(() => "first", () => "failed")]);
+    if (raced === "offered") {
+      await outbound.write({ event: { case: "answer", value: { answer: "v=0\r\nanswer\r\n" } } });
+      const init = await first;
+      return { id: (init.value as { uuid: string }).uuid, caller, callee, viamStream, voiceStream, outbound };
+    }
+    if (i > 25) throw new Error("the Voice answerer never came online");
+    await sleep(200);
+  }
+}
+
+/** Drains a stream; resolves with how it ended: "ok" or the error's message. */
+async function endOf(stream: AsyncIterator<unknown>): Promise<string> {
+  try {
+    while (!(await stream.next()).done) { /* signals */ }
+    return "ok";
+  } catch (err) {
+    return String((err as Error).message);
+  }
+}
+
+type SipClient = Client<typeof Sip>;
+
+async function sipAccount(who: string, autoAnswer: number): Promise<{ name: string; sip: SipClient }> {
+  const name = unique(who);
+  const password = `secret of ${name}`;
+  await createClient(Sip, createConnectTransport({ baseUrl, httpVersion: "1.1",
+    interceptors: [(next) => async (req) => { req.header.set("authorization", `Bearer ${await tokenFor(name)}`); return next(req); }],
+  })).registerAccount({ accountName: name, password });
+  const sip = createClient(Sip, createConnectTransport({ baseUrl, httpVersion: "1.1",
+    interceptors: [(next) => (req) => { req.header.set("authorization", `Basic ${btoa(`${name}:${password}`)}`); return next(req); }],
+  }));
+  await sip.startSession({ accountName: name, autoAnswerInterval: autoAnswer });
+  return { name, sip };
+}
+
+async function waitForStatus(sip: SipClient, type: S, timeoutMs = 15_000): Promise<SipStatus> {
+  const until = Date.now() + timeoutMs;
+  let last: SipStatus | undefined;
+  while (Date.now() < until) {
+    last = await sip.getSipStatus({});
+    if (last.statusType === type) return last;
+    await sleep(100);
+  }
+  throw new Error(`status stayed ${last ? S[last.statusType] : "unknown"}, expected ${S[type]}`);
+}
+
+/** Alice calls bob, who answers by himself after a second: a connected SIP call and its id. */
+async function connectedSipCall() {
+  const alice = await sipAccount("alice", 0);
+  const bob = await sipAccount("bob", 1);
+  await alice.sip.startCall({ calleeId: bob.name, headers: {} });
+  const connected = await waitForStatus(alice.sip, S.outgoing_call_connected);
+  await waitForStatus(bob.sip, S.incoming_call_connected);
+  return { alice, bob, id: connected.headers["call-id"] };
+}
+
+const rooms = () => new RoomServiceClient(baseUrl, apiKey, apiSecret);
+
+// ---- Webhooks ------------------------------------------------------------------------------------
+
+describe("webhooks, through the real SDK's WebhookReceiver", () => {
+  it("a Viam→Voice call produces its four events, each delivered again after a refusal, with the same id", async () => {
+    const caller = unique("alice");
+    const callee = unique("bob");
+    const voice = answerAsVoice({ baseUrl, token: await tokenFor(callee), signal: abort.signal });
+    peers.push(voice);
+    const viam = await callFromViam({ baseUrl, token: await tokenFor(caller), host: callee, encoding: "plain", signal: abort.signal });
+    peers.push(viam);
+    await viam.ended;
+    await voice.ended;
+    const events = await eventsOf(caller, ["room_started", `participant_joined:${caller}`, `participant_joined:${callee}`,
+      `participant_left:${caller}`, `participant_left:${callee}`, "room_finished"]);
+    expect(unverified).toEqual([]);
+    const finished = events.find((e) => e.event.event === "room_finished")!;
+    expect(finished.event.room?.name).toMatch(/^[0-9a-f-]{36}$/);
+    expect(JSON.parse(finished.event.room!.metadata)).toMatchObject({ doors: { caller: "viam", callee: "voice" } });
+    for (const e of events) {
+      expect(e.contentType).toBe("application/webhook+json");
+      expect(e.event.id).toMatch(/^EV_/);
+      expect(Number(e.event.createdAt)).toBeGreaterThan(Date.now() / 1000 - 120);
+      // Refused once, taken on the first retry: within 10 s (plus the queue's one-second batching).
+      expect(e.takenAt - e.refusedAt).toBeLessThan(11_000);
+    }
+    expect(new Set(events.map((e) => e.event.id)).size).toBe(events.length);
+  });
+
+  it("a SIP call produces its four events, and ends with room_finished when a side hangs up", async () => {
+    const { alice, bob } = await connectedSipCall();
+    await eventsOf(alice.name, ["room_started", `participant_joined:${alice.name}`, `participant_joined:${bob.name}`]);
+    await alice.sip.endCall({ hardHangup: true });
+    await waitForStatus(bob.sip, S.incoming_call_finished);
+    const events = await eventsOf(alice.name, [`participant_left:${alice.name}`, `participant_left:${bob.name}`, "room_finished"]);
+    const joined = events.find((e) => e.event.event === "participant_joined" && e.event.participant?.identity === bob.name)!;
+    expect(joined.event.participant?.kind).toBe(3); // ParticipantInfo.Kind.SIP
+  });
+});
+
+// ---- RoomService ---------------------------------------------------------------------------------
+
+describe("RoomService, through the real SDK's RoomServiceClient", () => {
+  it("lists live calls of two doors, with their participants", async () => {
+    const viam = await liveViamCall();
+    const sip = await connectedSipCall();
+    const listed = await rooms().listRooms([viam.id, sip.id]);
+    expect(listed.map((r) => r.name).sort()).toEqual([viam.id, sip.id].sort());
+    const viamPeople = await rooms().listParticipants(viam.id);
+    expect(viamPeople.map((p) => p.identity).sort()).toEqual([viam.caller, viam.callee].sort());
+    const sipPeople = await rooms().listParticipants(sip.id);
+    expect(sipPeople.map((p) => p.identity).sort()).toEqual([sip.alice.name, sip.bob.name].sort());
+    expect((await rooms().getParticipant(sip.id, sip.bob.name)).identity).toBe(sip.bob.name);
+    // Listing all rooms finds them too, once the directory has them.
+    for (let i = 0; ; i++) {
+      const all = (await rooms().listRooms()).map((r) => r.name);
+      if (all.includes(viam.id) && all.includes(sip.id)) break;
+      if (i > 50) throw new Error("the directory never listed both calls");
+      await sleep(100);
+    }
+    await sip.alice.sip.endCall({ hardHangup: true });
+    viam.outbound.close();
+  });
+
+  it("RemoveParticipant ends a Viam→Voice call on both doors", async () => {
+    const call = await liveViamCall();
+    const viamEnd = endOf(call.viamStream);
+    const voiceEnd = endOf(call.voiceStream);
+    await rooms().removeParticipant(call.id, call.callee);
+    expect(await viamEnd).toMatch(/removed by an operator/);
+    expect(await voiceEnd).toMatch(/removed by an operator/);
+    await expect(rooms().listParticipants(call.id)).rejects.toMatchObject({ status: 404, code: "not_found" });
+    call.outbound.close();
+  });
+
+  it("DeleteRoom ends a SIP call: both accounts reach *_call_finished", async () => {
+    const { alice, bob, id } = await connectedSipCall();
+    await rooms().deleteRoom(id);
+    await waitForStatus(alice.sip, S.outgoing_call_finished);
+    await waitForStatus(bob.sip, S.incoming_call_finished);
+    expect(await rooms().listRooms([id])).toEqual([]);
+  });
+
+  it("an unknown room or participant is not_found", async () => {
+    await expect(rooms().deleteRoom(crypto.randomUUID())).rejects.toMatchObject({ status: 404, code: "not_found" });
+    const call = await liveViamCall();
+    await expect(rooms().removeParticipant(call.id, "nobody")).rejects.toMatchObject({ code: "not_found" });
+    call.outbound.close();
+  });
+
+  it("refuses a join-only token (permission_denied) and a wrong secret (unauthenticated)", async () => {
+    const join = new AccessToken(apiKey, apiSecret, { identity: "someone" });
+    join.addGrant({ roomJoin: true, room: "any" });
+    const joinOnly = new RoomServiceClient(baseUrl, undefined, undefined, { token: await join.toJwt() });
+    await expect(joinOnly.listRooms()).rejects.toMatchObject({ status: 403, code: "permission_denied" });
+    const wrong = new RoomServiceClient(baseUrl, apiKey, "not-the-secret-not-the-secret-not-the-secret");
+    await expect(wrong.listRooms()).rejects.toMatchObject({ status: 401, code: "unauthenticated" });
+  });
+});
