@@ -27,8 +27,9 @@ const NO_RUN = "no-run";
 /** The address the examples use: `npm start`'s. */
 const DOCUMENTED_HOST = "localhost:8787";
 const README_MAX_LINES = 300;
-/** A block that places a call, plays audio or waits for a status takes seconds; none takes a minute. */
-const BLOCK_TIMEOUT_MS = 90_000;
+/** A block that places a call, plays audio or waits for a status takes seconds, and a minute or more
+ * on a loaded CI machine (each `npx buf curl` starts npm and buf). */
+const BLOCK_TIMEOUT_MS = 180_000;
 
 interface Block { file: string; line: number; lang: string; flags: string[]; body: string }
 
