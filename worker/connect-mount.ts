@@ -78,12 +78,22 @@ interface RequestBody {
  */
 function requestBody(request: Request, endsOnItsOwn: boolean): RequestBody {
   const reader = request.body?.getReader();
+  // The first read starts now, before connect asks: a body with a read begun is `bodyUsed`, and so
+  // belongs to this mount from the start. wrangler dev wraps the Worker in a middleware that, once
+  // the Worker has returned its Response (for a stream that is when it begins, not when it ends),
+  // drains any body not `bodyUsed` with a reader of its own; on a body we hold locked but have not
+  // read from yet (a stream refused before its first message, a bidi stream whose first read is
+  // still to come) it failed with "Failed to drain the unused request body … locked to a reader".
+  let ahead = reader?.read();
+  ahead?.catch(() => undefined); // the client going away is seen by the read that takes it over
   const declared = Number(request.headers.get("content-length") ?? Number.NaN);
   let finished = reader === undefined;
   let received = 0;
   async function next(): Promise<IteratorResult<Uint8Array, undefined>> {
     if (finished) return { done: true, value: undefined };
-    const chunk = await reader!.read();
+    const read = ahead ?? reader!.read();
+    ahead = undefined;
+    const chunk = await read;
     if (chunk.done) {
       finished = true;
       return { done: true, value: undefined };
