@@ -4,6 +4,7 @@
 // whenever a step changes it, so a session outlives both its socket and the object's eviction.
 // Deadlines (a lone participant's wait, a closed socket's resume window) run on the alarm.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
 import { SignalRequestSchema, SignalResponseSchema } from "../proto/gen/livekit_rtc_pb";
 import { iceServersFor } from "../model/ice-servers";
 import { LIVEKIT_MAX_SIGNAL_BYTES, NAME_PATTERN } from "../model/limits";
@@ -11,6 +12,13 @@ import type { LiveKitGrant } from "../model/livekit-grant";
 import { AlarmClock } from "./alarm-clock";
 import { closeSocket, HibernatingObject } from "./hibernating-object";
 import { emptyRoom, nextDeadline, step, type RoomEffect, type RoomEvent, type RoomState } from "../model/livekit-model";
+import {
+  liveKitParticipant, liveKitRoom, liveKitRoomEvents, type LeaveReason, type OperatorParticipant, type OperatorRoom,
+} from "../model/operator-events";
+import { OUTBOX_RETRY_MS } from "../model/operator-limits";
+import { failure, success, type Result } from "../model/result";
+import { DisconnectReason } from "../proto/gen/livekit_models_pb";
+import { OperatorOutbox } from "./operator-outbox";
 
 /** Set by the Worker (worker/livekit.ts) to the verified token's grant, as JSON. The room trusts
  * it because only the Worker can reach the object, and the Worker overwrites any client value. */
@@ -45,10 +53,15 @@ export class LiveKitRoom extends HibernatingObject<Env> {
   private readonly alarmClock = new AlarmClock(this.ctx.storage);
   /** The body last written to SQLite, so unchanged steps (pings, relayed candidates) write nothing. */
   private persisted: string | undefined;
+  /** Operator events, written with the state they follow (operator-outbox.ts). */
+  private readonly outbox = new OperatorOutbox(this.ctx.storage, this.env, "livekit");
+  private outboxRetryAt: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
+      // Rows a reset kept from being sent: send them now.
+      if (this.outbox.pending) this.ctx.waitUntil(this.sendOutbox());
       ctx.storage.sql.exec(SCHEMA);
       const row = ctx.storage.sql.exec<{ body: string }>("SELECT body FROM room_state WHERE id = 1").toArray()[0];
       if (row) {
@@ -105,6 +118,8 @@ export class LiveKitRoom extends HibernatingObject<Env> {
 
   protected async onAlarm(): Promise<void> {
     this.alarmClock.fired();
+    this.outboxRetryAt = undefined;
+    await this.sendOutbox();
     await this.apply({ type: "tick", now: Date.now() });
   }
 
@@ -114,13 +129,56 @@ export class LiveKitRoom extends HibernatingObject<Env> {
     closeSocket(ws, code, reason);
   }
 
-  /** One event through the rules: persist, act, and move the alarm to the next deadline. */
-  private async apply(event: RoomEvent): Promise<void> {
+  // ---- RoomService (worker/room-service.ts) ------------------------------------------------
+
+  async operatorRoom(): Promise<Result<{ room: OperatorRoom; participants: OperatorParticipant[] }>> {
+    if (this.room.sessions.length === 0) return failure(Code.NotFound, "requested room does not exist");
+    return success({ room: liveKitRoom(this.room), participants: this.room.sessions.map((s) => liveKitParticipant(s)) });
+  }
+
+  /** An operator removes one participant, or everyone (DeleteRoom): each gets a leave. */
+  async endByOperator(reason: "participant_removed" | "room_deleted", identity?: string): Promise<Result<void>> {
+    if (this.room.sessions.length === 0) return failure(Code.NotFound, "requested room does not exist");
+    if (identity !== undefined && !this.room.sessions.some((s) => s.identity === identity)) {
+      return failure(Code.NotFound, "participant does not exist");
+    }
+    await this.apply({ type: "remove", now: Date.now(), ...(identity !== undefined ? { identity } : {}),
+      reason: reason === "room_deleted" ? DisconnectReason.ROOM_DELETED : DisconnectReason.PARTICIPANT_REMOVED }, reason);
+    return success(undefined);
+  }
+
+  /** One event through the rules: persist (with its operator events), act, and move the alarm to
+   * the next deadline. */
+  private async apply(event: RoomEvent, removed?: LeaveReason): Promise<void> {
+    const prev = this.room;
     const { state, effects } = step(this.room, event);
     this.room = state;
-    this.save();
+    const events = liveKitRoomEvents(prev, state, event.now, removed);
+    this.ctx.storage.transactionSync(() => {
+      this.save();
+      this.outbox.write(events);
+    });
     for (const effect of effects) this.perform(effect);
-    await this.alarmClock.set(nextDeadline(state) ?? null);
+    if (events.length) this.ctx.waitUntil(this.sendOutbox());
+    await this.alarmClock.set(this.nextAlarm());
+  }
+
+  private nextAlarm(): number | null {
+    const at = Math.min(nextDeadline(this.room) ?? Infinity,
+      this.outbox.pending ? (this.outboxRetryAt ??= Date.now() + OUTBOX_RETRY_MS) : Infinity);
+    return at === Infinity ? null : at;
+  }
+
+  private async sendOutbox(): Promise<void> {
+    try {
+      await this.outbox.flush();
+    } catch (err) {
+      console.warn("operator events not sent yet", { room: this.room.name, err: String(err) });
+    }
+    if (!this.outbox.pending && this.outboxRetryAt !== undefined) {
+      this.outboxRetryAt = undefined;
+      await this.alarmClock.set(this.nextAlarm());
+    }
   }
 
   private save(): void {

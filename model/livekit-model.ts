@@ -137,7 +137,9 @@ export type RoomEvent =
   | { type: "request"; connection: string; now: number; request: SignalRequest["message"]; freshTrackSid: string }
   | { type: "closed"; connection: string; now: number }
   /** The alarm: deadlines up to `now` expire. */
-  | { type: "tick"; now: number };
+  | { type: "tick"; now: number }
+  /** An operator removes one participant, or everyone (RoomService RemoveParticipant, DeleteRoom). */
+  | { type: "remove"; now: number; identity?: string; reason: DisconnectReason };
 
 export type RoomEffect =
   | { type: "send"; connection: string; message: SignalResponse["message"] }
@@ -168,6 +170,7 @@ export function step(state: RoomState, event: RoomEvent): RoomTransition {
     case "request": request(c, event); break;
     case "closed": closed(c, event.connection); break;
     case "tick": tick(c); break;
+    case "remove": remove(c, event); break;
   }
   if (c.room.sessions.length === 0) c.room = emptyRoom(c.room.name);
   return { state: c.room, effects: c.effects };
@@ -310,6 +313,15 @@ function depart(c: Step, session: Session, reason: DisconnectReason, closeReason
   const gone = participantInfo(session, ParticipantInfo_State.DISCONNECTED);
   gone.disconnectReason = reason;
   for (const other of reachable(c)) send(c, other.connection!, update(gone));
+}
+
+/** The server removes participants, as livekit-server does for RoomService: each is told with a
+ * leave (DISCONNECT, so it does not come back by itself), and the others see it go. */
+function remove(c: Step, e: Extract<RoomEvent, { type: "remove" }>): void {
+  for (const session of c.room.sessions.filter((s) => e.identity === undefined || s.identity === e.identity)) {
+    if (session.connection) send(c, session.connection, { case: "leave", value: leaveRequest(e.reason, LeaveRequest_Action.DISCONNECT) });
+    depart(c, session, e.reason, "removed by an operator");
+  }
 }
 
 /** Answers a socket that gets no session with a leave as its first message, then closes it. */

@@ -5,6 +5,7 @@
 // door needs nothing here. The objects write the events with the state change they follow (the
 // outbox), and codecs/livekit-operator.ts puts them in LiveKit's wire shapes.
 import type { CallState, Door, Party, Side } from "./call-model";
+import type { RoomState as LiveKitRoomState, Session as LiveKitSession } from "./livekit-model";
 import { ROOM_DIRECTORY_SHARDS } from "./operator-limits";
 
 export type OperatorEventName =
@@ -181,4 +182,50 @@ export function directoryShard(name: string, shards = ROOM_DIRECTORY_SHARDS): nu
 /** WEBHOOK_URLS: comma-separated http(s) URLs; blanks and anything else are ignored. */
 export function webhookUrls(value: string | undefined): string[] {
   return (value ?? "").split(",").map((url) => url.trim()).filter((url) => /^https?:\/\/\S+$/i.test(url));
+}
+
+// ---- LiveKit rooms ------------------------------------------------------------------------------
+
+/** A LiveKit room as it stands (its last state with someone in it, when it just emptied). */
+export function liveKitRoom(state: LiveKitRoomState, was?: LiveKitRoomState): OperatorRoom {
+  const named = state.sid ? state : was ?? state;
+  return { sid: named.sid, name: named.name, createdAt: named.createdAt, metadata: JSON.stringify({ kind: "livekit" }),
+    numParticipants: state.sessions.length };
+}
+
+export function liveKitParticipant(session: LiveKitSession, state: OperatorParticipant["state"] = "active",
+  reason?: LeaveReason): OperatorParticipant {
+  return { sid: session.sid, identity: session.identity, name: session.name, joinedAt: session.joinedAt, kind: "standard",
+    state, metadata: session.metadata, ...(reason ? { disconnectReason: reason } : {}) };
+}
+
+/**
+ * The events of one transition of a LiveKit room (model/livekit-model.ts): room_started when the
+ * first participant joins, participant_joined for each new session, participant_left for each one
+ * gone (participant_connection_aborted for one that was never paired with a peer, as livekit-server
+ * says of a participant that never became active), room_finished when the last one is gone. A
+ * resume keeps its session, so it is no event; a rejoin with the same identity keeps its sid too.
+ */
+export function liveKitRoomEvents(prev: LiveKitRoomState, next: LiveKitRoomState, now: number,
+  removed?: LeaveReason): OperatorEvent[] {
+  const events: OperatorEvent[] = [];
+  const room = liveKitRoom(next, prev);
+  const before = new Map(prev.sessions.map((s) => [s.sid, s]));
+  const after = new Map(next.sessions.map((s) => [s.sid, s]));
+  if (prev.sessions.length === 0 && next.sessions.length > 0) {
+    events.push({ event: "room_started", room: { ...room, numParticipants: 0 }, at: now });
+  }
+  for (const [sid, session] of before) {
+    if (after.has(sid)) continue;
+    const aborted = session.peerEpoch === undefined;
+    const reason: LeaveReason = removed ?? (session.connection === undefined ? "signal_close"
+      : aborted && session.waitUntil !== undefined && now >= session.waitUntil ? "join_failure" : "client_initiated");
+    events.push({ event: aborted ? "participant_connection_aborted" : "participant_left", room,
+      participant: liveKitParticipant(session, "disconnected", reason), at: now });
+  }
+  for (const [sid, session] of after) {
+    if (!before.has(sid)) events.push({ event: "participant_joined", room, participant: liveKitParticipant(session), at: now });
+  }
+  if (prev.sessions.length > 0 && next.sessions.length === 0) events.push({ event: "room_finished", room, at: now });
+  return events;
 }

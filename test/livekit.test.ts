@@ -241,7 +241,8 @@ describe("LiveKit /rtc sessions", () => {
   it("gives the sessions of sockets lost with the object the resume window", async () => {
     const { room } = await pairedRoom();
     const stub = env.LIVEKIT_ROOMS.getByName(room);
-    expect(await runInDurableObject(stub, (_, state) => state.storage.getAlarm())).toBeNull();
+    // No deadline while both are in: the alarm clears once the join's operator events are sent.
+    await expect.poll(() => runInDurableObject(stub, (_, state) => state.storage.getAlarm()), { timeout: 2_000 }).toBeNull();
     await evictDurableObject(stub, { webSockets: "close" });
     const resumed = await connect(room, "alice", `${CLIENT_QUERY}&reconnect=1&sid=PA_unknown`);
     await resumed.expect("leave");

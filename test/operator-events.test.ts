@@ -5,7 +5,8 @@ import { Code } from "@connectrpc/connect";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { step, type CallEvent, type CallState, type Door } from "../model/call-model";
-import { callEvents, directoryShard, webhookUrls, type OperatorEvent } from "../model/operator-events";
+import { emptyRoom, type RoomState, type Session } from "../model/livekit-model";
+import { callEvents, directoryShard, liveKitRoomEvents, webhookUrls, type OperatorEvent } from "../model/operator-events";
 
 const ID = "0b5c6f1e-3a1d-4c8e-9f00-123456789abc";
 
@@ -134,6 +135,30 @@ describe("operator events: properties", () => {
       // An ended call is a finished room.
       if (state?.phase === "ended") expect(finished).toBeGreaterThan(0);
     }), { numRuns: 500 });
+  });
+});
+
+describe("operator events of a LiveKit room", () => {
+  const session = (sid: string, identity: string, extra: Partial<Session> = {}) =>
+    ({ sid, identity, name: identity, metadata: "", joinedAt: 1_000, connection: `c-${sid}`, ...extra }) as Session;
+  const room = (...sessions: Session[]): RoomState => ({ ...emptyRoom("lk"), sid: sessions.length ? "RM_x" : "", createdAt: 900, sessions });
+
+  it("starts with the first participant, and finishes with the last", () => {
+    const alice = session("PA_a", "alice", { peerEpoch: "e" });
+    const bob = session("PA_b", "bob", { peerEpoch: "e" });
+    expect(names(liveKitRoomEvents(room(), room(alice), 1_000))).toEqual(["room_started", "participant_joined:alice"]);
+    expect(names(liveKitRoomEvents(room(alice), room(alice, bob), 2_000))).toEqual(["participant_joined:bob"]);
+    expect(names(liveKitRoomEvents(room(alice, bob), room(alice), 3_000))).toEqual(["participant_left:bob"]);
+    const last = liveKitRoomEvents(room(alice), room(), 4_000);
+    expect(names(last)).toEqual(["participant_left:alice", "room_finished"]);
+    expect(last[1].room).toMatchObject({ sid: "RM_x", name: "lk", numParticipants: 0 });
+  });
+
+  it("a participant that never had a peer aborts its connection; a resume is no event", () => {
+    const alone = session("PA_a", "alice", { waitUntil: 2_000 });
+    const [left] = liveKitRoomEvents(room(alone), room(), 2_000);
+    expect(left).toMatchObject({ event: "participant_connection_aborted", participant: { disconnectReason: "join_failure" } });
+    expect(liveKitRoomEvents(room(alone), room({ ...alone, connection: "c-new" }), 1_500)).toEqual([]);
   });
 });
 

@@ -5,6 +5,9 @@ import { env, exports } from "cloudflare:workers";
 import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
 import { ListRoomsRequestSchema, ListRoomsResponseSchema } from "../proto/gen/livekit_room_pb";
+import { DisconnectReason } from "../proto/gen/livekit_models_pb";
+import { SignalResponseSchema } from "../proto/gen/livekit_rtc_pb";
+import { liveKitToken } from "./livekit-fixtures";
 import { SignalingService } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { ClientSignalSchema, VoiceService } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { webhookAuthorization, retryDelaySeconds } from "../worker/webhook-delivery";
@@ -154,6 +157,46 @@ describe("room service: calls as rooms", () => {
     const listed = await (await twirp("ListRooms", {}, await serverToken({ roomList: true }))).json() as { rooms: Array<{ name: string; metadata: string }> };
     expect(listed.rooms.find((r) => r.name === call.id)?.metadata).toBe("operator's note");
     call.outbox.close();
+  });
+});
+
+/** A LiveKit participant's signalling socket: every message it gets, decoded, in order. */
+async function liveKitParticipant(room: string, identity: string) {
+  const res = await exports.default.fetch(`http://worker.test/rtc?access_token=${await liveKitToken(identity, room)}&auto_subscribe=1&sdk=js&version=2.23.0&protocol=17`,
+    { headers: { upgrade: "websocket" } });
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  ws.accept();
+  ws.binaryType = "arraybuffer";
+  const cases: Array<{ case: string | undefined; value: unknown }> = [];
+  ws.addEventListener("message", (e) => {
+    const message = fromBinary(SignalResponseSchema, new Uint8Array(e.data as ArrayBuffer)).message;
+    cases.push({ case: message.case, value: message.value });
+  });
+  const closed = new Promise<number>((resolve) => ws.addEventListener("close", (e) => resolve(e.code)));
+  return { ws, cases, closed };
+}
+
+describe("room service: LiveKit rooms", () => {
+  it("lists a LiveKit room with its participants once the directory has it, and RemoveParticipant sends a leave", async () => {
+    const room = uniqueName("lk-ops");
+    const alice = await liveKitParticipant(room, "alice");
+    const bob = await liveKitParticipant(room, "bob");
+    const list = await serverToken({ roomList: true });
+    await expect.poll(async () => ((await (await twirp("ListRooms", { names: [room] }, list)).json()) as { rooms: unknown[] }).rooms,
+      { timeout: 3_000 }).toHaveLength(1);
+    const admin = await serverToken({ roomAdmin: true, room });
+    const people = await (await twirp("ListParticipants", { room }, admin)).json() as { participants: Array<{ identity: string }> };
+    expect(people.participants.map((p) => p.identity).sort()).toEqual(["alice", "bob"]);
+    expect((await twirp("RemoveParticipant", { room, identity: "bob" }, admin)).status).toBe(200);
+    await bob.closed;
+    const leave = bob.cases.find((c) => c.case === "leave")?.value as { reason: DisconnectReason } | undefined;
+    expect(leave?.reason).toBe(DisconnectReason.PARTICIPANT_REMOVED);
+    expect((await twirp("DeleteRoom", { room }, await serverToken({ roomCreate: true }))).status).toBe(200);
+    await alice.closed;
+    expect(alice.cases.some((c) => c.case === "leave")).toBe(true);
+    await expect.poll(async () => ((await (await twirp("ListRooms", { names: [room] }, list)).json()) as { rooms: unknown[] }).rooms,
+      { timeout: 3_000 }).toHaveLength(0);
   });
 });
 
