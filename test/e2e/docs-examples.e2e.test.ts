@@ -73,6 +73,20 @@ function typeScriptOf(block: Block): string[] {
   return sources;
 }
 
+/** The anchors GitHub gives a markdown file's headings: lower case, punctuation dropped, spaces as
+ * hyphens, and -1, -2 … for repeats. */
+function anchorsOf(path: string): Set<string> {
+  const anchors = new Set<string>();
+  const text = readFileSync(path, "utf8").replace(/^\s*```[\s\S]*?^\s*```/gm, "");
+  for (const [, title] of text.matchAll(/^#{1,6}\s+(.+?)\s*#*$/gm)) {
+    const base = title.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").trim().replace(/\s/g, "-");
+    let anchor = base;
+    for (let n = 1; anchors.has(anchor); n++) anchor = `${base}-${n}`;
+    anchors.add(anchor);
+  }
+  return anchors;
+}
+
 /** The block as this run executes it: this server's address, and names of its own. */
 function forThisRun(block: Block, index: number): string {
   const tag = `d${index}${Math.random().toString(36).slice(2, 6)}`;
@@ -106,13 +120,15 @@ describe("the docs", () => {
     expect(readFileSync(join(ROOT, "README.md"), "utf8").trimEnd().split("\n").length).toBeLessThanOrEqual(README_MAX_LINES);
   });
 
-  it("link only to files that exist", () => {
+  it("link only to files and headings that exist", () => {
     const missing: string[] = [];
     for (const file of DOCS) {
       const text = readFileSync(join(ROOT, file), "utf8");
-      for (const [, target] of text.matchAll(/\]\(([^)\s#]+)(?:#[^)]*)?\)/g)) {
-        if (/^[a-z]+:/i.test(target)) continue; // http(s), mailto
-        if (!existsSync(resolve(ROOT, dirname(file), target))) missing.push(`${file} → ${target}`);
+      for (const [, path, anchor] of text.matchAll(/\]\(([^)\s#]*)(?:#([^)\s]*))?\)/g)) {
+        if (/^[a-z]+:/i.test(path)) continue; // http(s), mailto
+        const target = path ? resolve(ROOT, dirname(file), path) : join(ROOT, file);
+        if (!existsSync(target)) missing.push(`${file} → ${path}`);
+        else if (anchor && target.endsWith(".md") && !anchorsOf(target).has(anchor)) missing.push(`${file} → ${path}#${anchor}`);
       }
     }
     expect(missing).toEqual([]);
