@@ -10,6 +10,10 @@ import {
 } from "../model/limits";
 import { relaysDataAsIs, step, type Party, type PairingEffect, type PairingEvent } from "../model/audio-pairing";
 import { closeSocket, HibernatingObject, KEEPALIVE_PING, socketAttachments } from "./hibernating-object";
+import { Code } from "@connectrpc/connect";
+import type { LeaveReason, OperatorParticipant, OperatorRoom } from "../model/operator-events";
+import { failure, success, type Result } from "../model/result";
+import { AudioRoomOperator } from "./audio-room-operator";
 
 /** Set by the Worker (worker/audio-relay.ts) from the verified token. The room trusts it because
  * only the Worker can reach the object, and the Worker overwrites any value a client sent. */
@@ -49,6 +53,8 @@ export class AudioRoom extends HibernatingObject<Env> {
   /** The live socket of each identity as last found (socketOf): looking it up among the room's
    * sockets on every frame cost as much as relaying it. Checked on use, rebuilt after a wake. */
   private readonly liveSockets = new Map<string, WebSocket>();
+  /** Who is in the room, for operators (audio-room-operator.ts); made on first use after a wake. */
+  private operatorView: AudioRoomOperator | undefined;
 
   protected onConnect(ws: WebSocket, request: Request): Response | void {
     const identity = request.headers.get(AUDIO_IDENTITY_HEADER);
@@ -59,6 +65,41 @@ export class AudioRoom extends HibernatingObject<Env> {
     this.ctx.acceptWebSocket(ws, [identity]);
     attach(ws, { v: 1, identity, state: "idle" });
     this.liveSockets.set(identity, ws);
+    this.noteMembers();
+  }
+
+  // ---- RoomService (worker/room-service.ts) ------------------------------------------------
+
+  async operatorRoom(): Promise<Result<{ room: OperatorRoom; participants: OperatorParticipant[] }>> {
+    const view = this.operator.view();
+    return view ? success(view) : failure(Code.NotFound, "requested room does not exist");
+  }
+
+  /** An operator removes one user, or everyone (DeleteRoom): its call ends (the peer gets a drop) and
+   * its socket closes. */
+  async endByOperator(reason: "participant_removed" | "room_deleted", identity?: string): Promise<Result<void>> {
+    if (!this.operator.view()) return failure(Code.NotFound, "requested room does not exist");
+    const sockets = this.ctx.getWebSockets().filter((ws) => isLive(ws) && (identity === undefined || attachmentOf(ws)!.identity === identity));
+    if (!sockets.length) return failure(Code.NotFound, "participant does not exist");
+    for (const ws of sockets) {
+      const me = attachmentOf(ws);
+      if (!me || me.closing) continue;
+      this.apply(ws, me, { type: "left", identity: me.identity }, undefined, Date.now(), reason);
+      markClosing(ws, attachmentOf(ws) ?? me);
+      closeSocket(ws, 1000, reason === "room_deleted" ? "the room was deleted by an operator" : "removed by an operator");
+    }
+    this.noteMembers(reason);
+    return success(undefined);
+  }
+
+  private get operator(): AudioRoomOperator {
+    return this.operatorView ??= new AudioRoomOperator(this.ctx, this.env, this.ctx.id.name ?? "");
+  }
+
+  /** Records who is in the room now, if that changed (one write per join or leave, none per frame). */
+  private noteMembers(removed?: LeaveReason): void {
+    const live = new Set(this.ctx.getWebSockets().flatMap((ws) => (isLive(ws) ? [attachmentOf(ws)!.identity] : [])));
+    this.operator.note([...live], removed);
   }
 
   /** Whether `identity` has a live socket here (HostObject.takeRoomSeat checks its seats). */
@@ -87,6 +128,7 @@ export class AudioRoom extends HibernatingObject<Env> {
 
   protected async onAlarm(): Promise<void> {
     this.sweepArmed = false;
+    await this.operator.alarm();
     this.sweep(Date.now());
     if (this.callInProgress()) await this.armSweep();
   }
@@ -117,12 +159,13 @@ export class AudioRoom extends HibernatingObject<Env> {
     if (!me || me.closing) return;
     this.apply(ws, me, { type: "left", identity: me.identity });
     markClosing(ws, me);
+    this.noteMembers();
   }
 
   /** Runs one event through the pairing rules: loads the parties it touches, writes back those
    * that changed, then sends and closes. `frame` is the message received, for forwarding. */
   private apply(ws: WebSocket, me: AudioAttachment, event: PairingEvent, frame?: string | ArrayBuffer,
-    now = Date.now()): void {
+    now = Date.now(), removed?: LeaveReason): void {
     const sockets = new Map<string, WebSocket>([[me.identity, ws]]);
     const attachments = new Map<string, AudioAttachment>([[me.identity, me]]);
     const parties = new Map<string, Party>([[me.identity, partyOf(me)]]);
@@ -146,6 +189,8 @@ export class AudioRoom extends HibernatingObject<Env> {
       attach(sockets.get(identity)!, { v: 1, ...party, since, ...(before?.seen !== undefined ? { seen: before.seen } : {}) });
     }
     for (const effect of effects) this.perform(effect, sockets, frame);
+    // A socket the rules closed has left the room (one replaced by its identity's newer socket has not).
+    if (event.type !== "replaced" && effects.some((e) => e.type === "close")) this.noteMembers(removed);
     if (!this.sweepArmed && [...after.values()].some((p) => p.state !== "idle")) {
       this.sweepArmed = true;
       this.ctx.waitUntil(this.armSweep());

@@ -229,3 +229,66 @@ export function liveKitRoomEvents(prev: LiveKitRoomState, next: LiveKitRoomState
   if (prev.sessions.length > 0 && next.sessions.length === 0) events.push({ event: "room_finished", room, at: now });
   return events;
 }
+
+// ---- Audio relay rooms --------------------------------------------------------------------------
+
+/** Who is in an audio relay room (seed 003), as its object records it: identity → joined at (ms). */
+export interface AudioRoomMembers {
+  sid: string;
+  createdAt: number;
+  members: Record<string, number>;
+}
+
+const CALL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** An audio room named by a call id is that call's media (a SIP call's relay leg): the call's own
+ * room reports it, so the audio room reports nothing of its own. */
+export function audioRoomReported(name: string): boolean {
+  return !CALL_ID.test(name);
+}
+
+export function audioRoom(name: string, record: AudioRoomMembers, numParticipants: number): OperatorRoom {
+  return { sid: record.sid, name, createdAt: record.createdAt, metadata: JSON.stringify({ kind: "audio" }), numParticipants };
+}
+
+export function audioParticipant(name: string, identity: string, joinedAt: number, state: OperatorParticipant["state"] = "active",
+  reason?: LeaveReason): OperatorParticipant {
+  return { sid: `PA_${name.slice(0, 4)}${identity.slice(0, 8)}`, identity, name: identity, joinedAt, kind: "standard", state,
+    metadata: JSON.stringify({ door: "audio" }), ...(reason ? { disconnectReason: reason } : {}) };
+}
+
+/**
+ * The events of a change of who is in an audio room: `live` are the identities with a socket in it
+ * now. Returns the new record (undefined once the room is empty) and its events: room_started with
+ * the first, participant_joined and participant_left as sockets come and go (a socket replaced by a
+ * newer one of the same identity is no change), room_finished with the last. `sid` is the new
+ * room's id if one starts.
+ */
+export function audioRoomEvents(name: string, prev: AudioRoomMembers | undefined, live: string[], now: number,
+  sid: string, removed?: LeaveReason): { record: AudioRoomMembers | undefined; events: OperatorEvent[] } {
+  const before = prev?.members ?? {};
+  const current = new Set(live);
+  const joined = live.filter((identity) => !(identity in before));
+  const left = Object.keys(before).filter((identity) => !current.has(identity));
+  if (!joined.length && !left.length) return { record: prev, events: [] };
+  const record: AudioRoomMembers = prev ?? { sid, createdAt: now, members: {} };
+  const members = { ...before };
+  for (const identity of left) delete members[identity];
+  for (const identity of joined) members[identity] = now;
+  const next = { ...record, members };
+  const room = audioRoom(name, next, Object.keys(members).length);
+  const events: OperatorEvent[] = [];
+  if (!prev) events.push({ event: "room_started", room: { ...room, numParticipants: 0 }, at: now });
+  for (const identity of left) {
+    events.push({ event: "participant_left", room,
+      participant: audioParticipant(name, identity, before[identity], "disconnected", removed ?? "client_initiated"), at: now });
+  }
+  for (const identity of joined) {
+    events.push({ event: "participant_joined", room, participant: audioParticipant(name, identity, now), at: now });
+  }
+  if (Object.keys(members).length === 0) {
+    events.push({ event: "room_finished", room, at: now });
+    return { record: undefined, events };
+  }
+  return { record: next, events };
+}

@@ -6,7 +6,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { step, type CallEvent, type CallState, type Door } from "../model/call-model";
 import { emptyRoom, type RoomState, type Session } from "../model/livekit-model";
-import { callEvents, directoryShard, liveKitRoomEvents, webhookUrls, type OperatorEvent } from "../model/operator-events";
+import {
+  audioRoomEvents, audioRoomReported, callEvents, directoryShard, liveKitRoomEvents, webhookUrls, type OperatorEvent,
+} from "../model/operator-events";
 
 const ID = "0b5c6f1e-3a1d-4c8e-9f00-123456789abc";
 
@@ -159,6 +161,26 @@ describe("operator events of a LiveKit room", () => {
     const [left] = liveKitRoomEvents(room(alone), room(), 2_000);
     expect(left).toMatchObject({ event: "participant_connection_aborted", participant: { disconnectReason: "join_failure" } });
     expect(liveKitRoomEvents(room(alone), room({ ...alone, connection: "c-new" }), 1_500)).toEqual([]);
+  });
+});
+
+describe("operator events of an audio relay room", () => {
+  it("starts with the first user, finishes with the last; the same users again change nothing", () => {
+    const first = audioRoomEvents("lobby", undefined, ["alice"], 1_000, "RM_1");
+    expect(names(first.events)).toEqual(["room_started", "participant_joined:alice"]);
+    const second = audioRoomEvents("lobby", first.record, ["alice", "bob"], 2_000, "RM_2");
+    expect(names(second.events)).toEqual(["participant_joined:bob"]);
+    expect(second.record?.sid).toBe("RM_1");
+    expect(audioRoomEvents("lobby", second.record, ["bob", "alice"], 2_500, "RM_3").events).toEqual([]);
+    const last = audioRoomEvents("lobby", second.record, [], 3_000, "RM_4", "room_deleted");
+    expect(names(last.events)).toEqual(["participant_left:alice", "participant_left:bob", "room_finished"]);
+    expect(last.events[0].participant).toMatchObject({ joinedAt: 1_000, disconnectReason: "room_deleted" });
+    expect(last.record).toBeUndefined();
+  });
+
+  it("leaves a call's media room to the call: a room named by a call id reports nothing", () => {
+    expect(audioRoomReported(ID)).toBe(false);
+    expect(audioRoomReported("lobby")).toBe(true);
   });
 });
 

@@ -12,6 +12,7 @@ import { SignalingService } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb"
 import { ClientSignalSchema, VoiceService } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { webhookAuthorization, retryDelaySeconds } from "../worker/webhook-delivery";
 import { clientFor, pushable } from "./connect-clients";
+import { AudioSocket } from "./door-clients";
 import { TEST_LIVEKIT_API_KEY, TEST_LIVEKIT_API_SECRET } from "./test-secret";
 import { tokenFor } from "./tokens";
 
@@ -197,6 +198,25 @@ describe("room service: LiveKit rooms", () => {
     expect(alice.cases.some((c) => c.case === "leave")).toBe(true);
     await expect.poll(async () => ((await (await twirp("ListRooms", { names: [room] }, list)).json()) as { rooms: unknown[] }).rooms,
       { timeout: 3_000 }).toHaveLength(0);
+  });
+});
+
+describe("room service: audio relay rooms", () => {
+  it("lists a room named by its path with its users, and DeleteRoom closes their sockets", async () => {
+    const room = uniqueName("relay");
+    const alice = await AudioSocket.join(room, uniqueName("alice"));
+    const bob = await AudioSocket.join(room, uniqueName("bob"));
+    const list = await serverToken({ roomList: true });
+    const listed = async () => ((await (await twirp("ListRooms", { names: [room] }, list)).json()) as { rooms: Array<{ num_participants: number }> }).rooms;
+    await expect.poll(async () => (await listed())[0]?.num_participants, { timeout: 3_000 }).toBe(2);
+    const admin = await serverToken({ roomAdmin: true, room });
+    const people = await (await twirp("ListParticipants", { room }, admin)).json() as { participants: Array<{ identity: string }> };
+    expect(people.participants.map((p) => p.identity).sort()).toEqual([alice.identity, bob.identity].sort());
+    expect((await twirp("RemoveParticipant", { room, identity: bob.identity }, admin)).status).toBe(200);
+    expect((await bob.closed).reason).toMatch(/operator/);
+    expect((await twirp("DeleteRoom", { room }, await serverToken({ roomCreate: true }))).status).toBe(200);
+    expect((await alice.closed).reason).toMatch(/operator/);
+    await expect.poll(listed, { timeout: 3_000 }).toHaveLength(0);
   });
 });
 
