@@ -84,12 +84,17 @@ export class OperatorOutbox {
       this.waiting = false;
       return;
     }
-    const shards = new Map<number, DirectoryUpdate[]>();
+    // The directory keeps each room's newest state only: one update per room and flush (rows are
+    // in seq order, so the last one of a room is its newest).
+    const newest = new Map<string, DirectoryUpdate>();
     for (const [, row] of rows) {
-      const shard = directoryShard(row.event.room.name);
-      const updates = shards.get(shard) ?? [];
-      updates.push({ kind: row.kind, seq: row.seq, room: row.event.room, finished: row.event.event === "room_finished" });
-      shards.set(shard, updates);
+      newest.set(row.event.room.name, { kind: row.kind, seq: row.seq, room: row.event.room,
+        finished: row.event.event === "room_finished" });
+    }
+    const shards = new Map<number, DirectoryUpdate[]>();
+    for (const update of newest.values()) {
+      const shard = directoryShard(update.room.name);
+      shards.set(shard, [...(shards.get(shard) ?? []), update]);
     }
     await Promise.all([...shards].map(([shard, updates]) => this.env.ROOM_DIRECTORY.getByName(`shard-${shard}`).record(updates)));
     const urls = webhookUrls(this.env.WEBHOOK_URLS);
