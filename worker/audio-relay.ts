@@ -4,20 +4,21 @@
 import { Code } from "@connectrpc/connect";
 import type { Context } from "hono";
 import { AUDIO_IDENTITY_HEADER } from "../durable-objects/audio-room";
-import type { Failure } from "../model/result";
+import { failure } from "../model/result";
 import { tokenFrom, verifyIdentity } from "./auth";
 import type { AppEnv } from "./env";
+import { httpError } from "./http-errors";
 import { NAME_PATTERN } from "../model/limits";
 import { POLICY_VIOLATION } from "../model/close-codes";
 
 export async function audioRelay(c: Context<AppEnv, "/audio/:room">): Promise<Response> {
   const room = c.req.param("room");
   if (!NAME_PATTERN.test(room)) {
-    return c.json({ code: "invalid_argument", message: "room name must be 1–128 of A-Z a-z 0-9 . _ : @ -" }, 400);
+    return httpError(c, failure(Code.InvalidArgument, "room name must be 1–128 of A-Z a-z 0-9 . _ : @ -"));
   }
   // Browsers cannot set headers on a WebSocket upgrade, hence `?access_token=` as well.
   const identity = await verifyIdentity(tokenFrom(c.req.raw.headers, c.req.url), c.env.AUTH_SECRET);
-  if (!identity.ok) return refusal(c, identity);
+  if (!identity.ok) return httpError(c, identity);
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     return c.json({ code: "failed_precondition", message: "this endpoint only speaks WebSocket" }, 426, { upgrade: "websocket" });
   }
@@ -39,11 +40,4 @@ function closedSocket(code: number, reason: string): Response {
   server.accept();
   server.close(code, reason.slice(0, 120));
   return new Response(null, { status: 101, webSocket: client });
-}
-
-/** Auth failures as this door reports them: the client's fault is 401, ours is 500 with no detail. */
-function refusal(c: Context<AppEnv>, failure: Failure): Response {
-  if (failure.code === Code.Unauthenticated) return c.json({ code: "unauthenticated", message: failure.message }, 401);
-  console.error("audio relay auth failed", { message: failure.message });
-  return c.json({ code: "internal", message: "internal error" }, 500);
 }

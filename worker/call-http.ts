@@ -3,15 +3,14 @@
 // `POST /calls/:id/hangup` ends the call for both sides. Only the call's caller or callee may do
 // either, as the side its token's identity holds; everyone else is refused.
 import { Code } from "@connectrpc/connect";
-import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Context } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { CallSummary } from "../durable-objects/call";
 import type { Side } from "../model/call-model";
-import { failure, success, type Failure, type Result } from "../model/result";
+import { failure, success, type Result } from "../model/result";
 import { tokenFrom, verifyIdentity } from "./auth";
 import { callStub } from "./call-streams";
 import type { AppEnv } from "./env";
+import { httpError } from "./http-errors";
 
 type CallContext = Context<AppEnv, "/calls/:id/history" | "/calls/:id/hangup">;
 
@@ -20,7 +19,7 @@ const CALL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 /** `{ id, phase, caller, callee, history }`: who is in the call, and every status so far, oldest first. */
 export async function callHistory(c: CallContext): Promise<Response> {
   const party = await partyOf(c);
-  if (!party.ok) return refusal(c, party);
+  if (!party.ok) return httpError(c, party);
   const { call } = party.value;
   const history = await callStub(c.env, call.id).history();
   return c.json({ id: call.id, phase: call.phase, caller: call.caller, callee: call.callee ?? null, history });
@@ -30,10 +29,10 @@ export async function callHistory(c: CallContext): Promise<Response> {
  * (and its streams, if still open, end with OK). Hanging up an ended call changes nothing: 204 again. */
 export async function hangUpCall(c: CallContext): Promise<Response> {
   const party = await partyOf(c);
-  if (!party.ok) return refusal(c, party);
+  if (!party.ok) return httpError(c, party);
   const { call, side, identity } = party.value;
   const ended = await callStub(c.env, call.id).hangup(side, identity);
-  if (!ended.ok) return refusal(c, ended);
+  if (!ended.ok) return httpError(c, ended);
   return c.body(null, 204);
 }
 
@@ -51,14 +50,4 @@ async function partyOf(c: CallContext): Promise<Result<{ call: CallSummary; side
     : call.callee?.identity === identity.value ? "callee" : null;
   if (!side) return failure(Code.PermissionDenied, `${identity.value} is neither the caller nor the callee of call ${call.id}`);
   return success({ call, side, identity: identity.value });
-}
-
-/** A failure as this door reports it: Connect's code name and HTTP status; internal ones without detail. */
-function refusal(c: CallContext, failed: Failure): Response {
-  if (failed.code === Code.Internal) {
-    console.error("call route failed", { path: c.req.path, message: failed.message });
-    return c.json({ code: "internal", message: "internal error" }, 500);
-  }
-  return c.json({ code: codeToString(failed.code), message: failed.message },
-    codeToHttpStatus(failed.code) as ContentfulStatusCode);
 }

@@ -7,12 +7,11 @@
 // `/rtc/v1/validate`; a 404 there makes it fall back to `/rtc`, the two-connection protocol a
 // relay can pair. So v1 is refused exactly that way, and an unmodified client with default
 // options ends up on `/rtc`.
-import { Code } from "@connectrpc/connect";
 import type { Context, Hono } from "hono";
 import { LIVEKIT_GRANT_HEADER } from "../durable-objects/livekit-room";
-import type { Failure } from "../model/result";
 import { tokenFrom } from "./auth";
 import type { AppEnv } from "./env";
+import { httpError } from "./http-errors";
 import { verifyLiveKitToken } from "./livekit-token";
 
 /** The body of the v1 404s. livekit-client falls back to `/rtc` on a v1 validate 404 unless the
@@ -28,7 +27,7 @@ export function liveKitSignaling(app: Hono<AppEnv>): void {
 
 async function rtc(c: Context<AppEnv>): Promise<Response> {
   const grant = await grantOf(c);
-  if (!grant.ok) return refusal(c, grant);
+  if (!grant.ok) return httpError(c, grant, "text");
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     return c.text("this endpoint only speaks WebSocket", 426, { upgrade: "websocket" });
   }
@@ -44,25 +43,19 @@ async function rtc(c: Context<AppEnv>): Promise<Response> {
 /** Asked by the client after a failed `/rtc` upgrade, to learn why; livekit-server's answer. */
 async function validate(c: Context<AppEnv>): Promise<Response> {
   const grant = await grantOf(c);
-  return grant.ok ? c.text("success") : refusal(c, grant);
+  return grant.ok ? c.text("success") : httpError(c, grant, "text");
 }
 
 async function validateV1(c: Context<AppEnv>): Promise<Response> {
   const grant = await grantOf(c);
   // A bad token is reported as such: the client then fails with NotAllowed instead of falling back.
-  if (!grant.ok) return refusal(c, grant);
+  if (!grant.ok) return httpError(c, grant, "text");
   return c.text(V1_REFUSAL, 404);
 }
 
+/** Token failures are unauthenticated (401), permission_denied (403) or internal (500): as
+ * livekit-server reports them, plain text that livekit-client shows in its ConnectionError; never a
+ * 404, which would make the client retry `/rtc` forever. */
 function grantOf(c: Context<AppEnv>) {
   return verifyLiveKitToken(tokenFrom(c.req.raw.headers, c.req.url), c.env.LIVEKIT_API_KEY, c.env.LIVEKIT_API_SECRET);
-}
-
-/** Token failures as livekit-server reports them: plain text, which livekit-client shows in its
- * ConnectionError. Never a 404 here (the client would retry `/rtc` forever); ours is a 500. */
-function refusal(c: Context<AppEnv>, failure: Failure): Response {
-  if (failure.code === Code.Unauthenticated) return c.text(failure.message, 401);
-  if (failure.code === Code.PermissionDenied) return c.text(failure.message, 403);
-  console.error("livekit token check failed", { message: failure.message });
-  return c.text("internal error", 500);
 }
