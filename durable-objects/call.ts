@@ -7,10 +7,10 @@
 // back in on every wake; after a reset, which drops the sockets with their attachments, the doors
 // say it again as they reconnect (the callee's socket re-claims, a candidate carries its index).
 import { Code } from "@connectrpc/connect";
-import { CALL_MAX_AGE_MS, CALL_RETENTION_MS, MAX_QUEUED_SIGNALS, SIGNAL_TTL_MS } from "../model/limits";
+import { MAX_QUEUED_SIGNALS } from "../model/limits";
 import {
-  inboundClosed, step, type CallEvent, type CallState, type CallStatus, type Door, type Effect, type IceCandidate,
-  type Party, type Side, type Signal,
+  deadlines, inboundClosed, step, type CallEvent, type CallState, type CallStatus, type Door, type Effect,
+  type IceCandidate, type Party, type Side, type Signal, type SocketFacts,
 } from "../model/call-model";
 import { AlarmClock } from "./alarm-clock";
 import {
@@ -33,12 +33,6 @@ export type { StartCall };
 export interface QueuedSignal {
   seq: number;
   signal: Signal;
-}
-
-export interface PullResult {
-  signals: QueuedSignal[];
-  /** Nothing more will arrive for this side: its stream may end after these signals. */
-  closed: boolean;
 }
 
 export interface HistoryEntry {
@@ -107,14 +101,14 @@ interface CallAttachment {
   doneAt: number | null;
   /** The callee's socket that took the call: the claim, which is not written on its own. */
   claim?: { door: Door; at: number };
+  /** On the callee's socket: the caller's stream ended before its done, at this time (the wait
+   * for that done is served by this socket's door; see CallState.callerLeftAt). */
+  callerLeftAt?: number;
   /** Replaced by a newer socket of its side: its close changes nothing. */
   replaced?: true;
 }
 
 const attachments = socketAttachments<CallAttachment>(1);
-
-/** Signals handed out per pull: enough for a whole trickle burst, small enough for one message. */
-const PULL_BATCH = 64;
 
 const SIDES = ["caller", "callee"] as const;
 /** Seqs an instance may hand out per millisecond of its life before a later one could reuse one. */
@@ -138,6 +132,9 @@ export class CallObject extends HibernatingObject<Env> {
   private outboxRetryAt: number | undefined;
   /** Set while an operator's ending is applied: its events say why the sides left. */
   private removal: LeaveReason | undefined;
+  /** The deadline each socket's door was last asked to serve (memory only: after a wake the
+   * doors are told again, which changes nothing for them). */
+  private readonly wakes = new WeakMap<WebSocket, number | null>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -182,21 +179,6 @@ export class CallObject extends HibernatingObject<Env> {
 
   async hangup(side: Side, identity: string): Promise<Result<void>> {
     return this.asParty(side, identity, { type: "hangup", from: side, now: Date.now() });
-  }
-
-  /**
-   * The backlog of a side that follows the call without a socket, from `cursor` on. Passing a
-   * cursor acknowledges everything before it, so a reader resuming from its last cursor gets each
-   * signal exactly once, in order.
-   */
-  async pull(side: Side, identity: string, cursor: number): Promise<Result<PullResult>> {
-    const allowed = this.checkParty(side, identity);
-    if (!allowed.ok) return allowed;
-    const record = this.record!;
-    const batch = record.backlog[side].filter((s) => s.seq >= cursor);
-    const signals = batch.slice(0, PULL_BATCH).map(({ seq, signal }) => ({ seq, signal }));
-    if (signals.length) record.read[side] = Math.max(record.read[side], signals.at(-1)!.seq + 1);
-    return success({ signals, closed: batch.length <= PULL_BATCH && inboundClosed(record.call, side) });
   }
 
   async summary(): Promise<Result<CallSummary>> {
@@ -302,50 +284,20 @@ export class CallObject extends HibernatingObject<Env> {
     if (!me || me.replaced) return;
     attachments.set(ws, { ...me, replaced: true });
     const record = this.record;
-    if (!record || record.call.phase === "ended") return;
+    if (!record) return;
     const { side } = me;
-    if (code !== 1000) {
-      // The door's client went away (or the door itself did): nobody will follow this side again.
-      this.apply({ type: "fail", from: side, code: Code.Unavailable, message: `the ${side} disconnected`, now: Date.now() });
-      return;
-    }
-    // A Viam Call stream ends once the callee is done; the caller's done follows by CallUpdate.
-    // The callee's door bounds that wait (CALLER_DONE_WAIT_MS), with no alarm written for it.
-    if (side === "caller" && !record.call.done.caller) {
-      const callee = this.socketOf("callee");
-      if (callee) send(callee, { peerLeft: true });
-    }
+    const unread = record.backlog[side].some((s) => s.seq >= record.read[side]);
+    // 1000: the door finished with this side; anything else: its client (or the door) went away.
+    this.apply({ type: "disconnect", side, clean: code === 1000, unread, now: Date.now() });
     // Counters this socket carried that no write has taken yet leave with it unless written now.
-    if (countersOf(record, side) !== this.storedCounters[side]) this.persist();
+    if (this.record && countersOf(this.record, side) !== this.storedCounters[side]) this.persist();
   }
 
   async alarm(): Promise<void> {
     this.alarmClock.fired();
     this.outboxRetryAt = undefined;
     await this.sendOutbox();
-    const record = this.record;
-    if (!record) return;
-    const { call } = record;
-    const now = Date.now();
-    // An ended call past its retention, or an exchanged one past its maximum age (signaling finished
-    // long ago and nothing more can happen to it: no end to record first), is deleted.
-    const expired = call.phase === "ended" ? now >= call.end!.at + CALL_RETENTION_MS
-      : call.phase === "exchanged" && now >= call.createdAt + CALL_MAX_AGE_MS;
-    if (expired) {
-      this.record = undefined;
-      this.ctx.storage.kv.delete(RECORD_KEY);
-      if (this.outbox.pending) await this.alarmClock.set(this.outboxRetry());
-      return;
-    }
-    if (awaitsAnswer(call) && now >= call.offerDeadline) {
-      this.apply({ type: "timeout", now });
-    } else if (call.phase !== "ended" && now >= call.createdAt + CALL_MAX_AGE_MS) {
-      this.apply({ type: "reject", code: Code.DeadlineExceeded, message: "call exceeded its maximum age", now });
-    } else if (call.phase !== "exchanged" && call.phase !== "ended" && this.uncollectedSince(now - SIGNAL_TTL_MS)) {
-      // Before the exchange completes, a signal nobody collected means its party is gone: end the
-      // call so the other side is told instead of waiting.
-      this.apply({ type: "timeout", now });
-    }
+    if (this.record) this.apply({ type: "tick", now: Date.now() });
     await this.scheduleAlarm();
   }
 
@@ -362,24 +314,21 @@ export class CallObject extends HibernatingObject<Env> {
     // Milliseconds since the epoch × 1000: above every seq an earlier instance handed out, unless
     // it sent over a thousand signals per millisecond of its life (a call carries a few hundred).
     record.nextSeq = Math.max(record.nextSeq, Date.now() * SEQS_PER_MS);
-    // Fold in what the open sockets carry that the row does not hold yet.
+    // What the open sockets carry that the row does not hold yet goes through the rules again.
+    const sockets: Partial<Record<Side, SocketFacts>> = {};
     for (const ws of this.ctx.getWebSockets()) {
       const mark = attachments.get(ws);
       if (!mark || mark.replaced) continue;
-      const { side } = mark;
-      if (mark.claim && record.call.phase === "offered") {
-        const claimed = step(record.call, { type: "claim", callee: { identity: mark.identity, door: mark.claim.door }, now: mark.claim.at });
-        if (claimed.ok) {
-          record.call = claimed.state;
-          record.history.push(...statusEntries(claimed.effects, mark.claim.at));
-        }
-      }
-      record.read[side] = Math.max(record.read[side], mark.read);
-      record.call.candidates[side] = Math.max(record.call.candidates[side], mark.candidates);
-      if (mark.doneAt !== null && !record.call.done[side]) {
-        record.call.done = { ...record.call.done, [side]: true };
-        record.doneAt[side] = mark.doneAt;
-        record.history.push({ at: mark.doneAt, status: side === "caller" ? "caller_done" : "callee_done", side });
+      record.read[mark.side] = Math.max(record.read[mark.side], mark.read);
+      sockets[mark.side] = { identity: mark.identity, candidates: mark.candidates, doneAt: mark.doneAt,
+        ...(mark.claim ? { claim: mark.claim } : {}), ...(mark.callerLeftAt !== undefined ? { callerLeftAt: mark.callerLeftAt } : {}) };
+    }
+    const reloaded = step(record.call, { type: "reload", sockets, now: Date.now() });
+    if (reloaded.ok) {
+      record.call = reloaded.state;
+      record.history.push(...statusEntries(reloaded.effects, Date.now()));
+      for (const e of reloaded.effects) {
+        if (e.type === "status" && (e.status === "caller_done" || e.status === "callee_done")) record.doneAt[e.side!] = e.at;
       }
     }
     // Entries folded in from both sockets, in the order they happened.
@@ -392,6 +341,9 @@ export class CallObject extends HibernatingObject<Env> {
       disableTrickle: input.disableTrickle, deadline: input.deadline, now: Date.now(),
       meta: input.meta });
     if (!started.ok) return started;
+    // Started over the caller's socket (its door's first request): the caller follows the call.
+    if (this.socketOf("caller")) this.record!.call = orSame(step(this.record!.call, { type: "connect", side: "caller", now: Date.now() }), this.record!.call);
+    this.pushWakes();
     return this.env.HOSTS.getByName(input.host).enqueue(id, input.deadline).then((queued) => {
       if (queued.ok) return success(summarize(started.value));
       this.apply({ type: "reject", code: queued.code, message: queued.message, now: Date.now() });
@@ -427,7 +379,10 @@ export class CallObject extends HibernatingObject<Env> {
     const sent = record.backlog[side].at(-1)?.seq;
     if (sent !== undefined && sent >= cursor) record.read[side] = Math.max(record.read[side], sent + 1);
     if (inboundClosed(record.call, side)) send(ws, { end: true, over: record.call.phase === "ended" });
+    // Presence is not written: the sockets themselves say it again after a wake (load).
+    record.call = orSame(step(record.call, { type: "connect", side, now: Date.now() }), record.call);
     this.mark();
+    this.pushWakes();
   }
 
   private async perform(me: CallAttachment, request: CallRequest): Promise<Result<unknown>> {
@@ -449,18 +404,10 @@ export class CallObject extends HibernatingObject<Env> {
         return this.asParty(side, identity, { type: "fail", from: side, code: request.code, message: request.message, now });
       case "hangup":
         return this.asParty(side, identity, { type: "hangup", from: side, now });
-      case "timeout": {
-        const call = this.record?.call;
-        if (!call || !awaitsAnswer(call) || now < call.offerDeadline) return success(undefined);
-        const timedOut = this.apply({ type: "timeout", now });
-        return timedOut.ok ? success(undefined) : timedOut;
-      }
-      case "peerGone": {
-        const call = this.record?.call;
-        // The caller came back, or sent its done meanwhile: nothing is wrong.
-        if (!call || call.done[other(side)] || this.socketOf(other(side))) return success(undefined);
-        return this.asParty(side, identity, { type: "fail", from: other(side), code: Code.Unavailable,
-          message: `the ${other(side)} left without finishing the exchange`, now });
+      case "tick": {
+        // The door's clock reached a deadline the object gave it (`wake`): the rules decide.
+        const ticked = this.apply({ type: "tick", now });
+        return ticked.ok ? success(undefined) : ticked;
       }
       default:
         return failure(Code.InvalidArgument, "unknown request");
@@ -531,10 +478,14 @@ export class CallObject extends HibernatingObject<Env> {
           record.backlog[effect.to].push({ seq, signal: effect.signal, at: event.now });
           backlogged = true;
         }
+      } else if (effect.type === "expire") {
+        this.record = undefined;
+        this.ctx.storage.kv.delete(RECORD_KEY);
+        return success(state);
       } else {
         statusChanged = true;
         record.history.push(...statusEntries([effect], event.now));
-        if (effect.status === "caller_done" || effect.status === "callee_done") record.doneAt[effect.side!] = event.now;
+        if (effect.status === "caller_done" || effect.status === "callee_done") record.doneAt[effect.side!] = effect.at ?? event.now;
       }
     }
     for (const side of SIDES) {
@@ -545,15 +496,19 @@ export class CallObject extends HibernatingObject<Env> {
     // A candidate, or a done that completes nothing, changes only counters its sender's socket
     // carries, and a claim only what the callee's new socket carries; without such a socket they
     // must be written.
-    const countersOnly = event.type === "candidate" || (event.type === "done" && state.phase === prev?.phase);
+    const countersOnly = event.type === "candidate" || (event.type === "done" && state.phase === prev?.phase)
+      // A clean leave before the done rides on the callee's socket, whose door serves its deadline.
+      || (event.type === "disconnect" && state.phase === prev?.phase);
     const sender = event.type === "claim" ? "callee" : "from" in event ? event.from : undefined;
     const ridesOnSocket = (countersOnly || event.type === "claim") && !!sender && !!this.socketOf(sender);
     // Operator events are one more effect of the change, written with it: never one for a change
     // that was not written, so a change that has events is written even where it could ride on a socket.
     const events = callEvents(prev, state, event.now, joinTimes(record), this.removal);
     this.unwrittenEvents.push(...events);
-    if (!ridesOnSocket || backlogged || events.length) this.persist();
+    const presenceOnly = (event.type === "disconnect" || event.type === "tick") && state.phase === prev?.phase && !backlogged;
+    if ((!ridesOnSocket && !presenceOnly) || backlogged || events.length) this.persist();
     else this.mark();
+    this.pushWakes();
     if (statusChanged && record.watchers.length) this.notifyWatchers(state);
     return success(state);
   }
@@ -600,16 +555,13 @@ export class CallObject extends HibernatingObject<Env> {
       if (!ws) continue;
       const mark = attachments.get(ws)!;
       const doneAt = record.doneAt[side] ?? null;
-      if (mark.read === record.read[side] && mark.candidates === record.call.candidates[side] && mark.doneAt === doneAt) continue;
-      attachments.set(ws, { ...mark, read: record.read[side], candidates: record.call.candidates[side], doneAt });
+      const left = side === "callee" ? record.call.callerLeftAt : undefined;
+      if (mark.read === record.read[side] && mark.candidates === record.call.candidates[side] && mark.doneAt === doneAt
+        && mark.callerLeftAt === left) continue;
+      const { callerLeftAt: _old, ...rest } = mark;
+      attachments.set(ws, { ...rest, read: record.read[side], candidates: record.call.candidates[side], doneAt,
+        ...(left !== undefined ? { callerLeftAt: left } : {}) });
     }
-  }
-
-  /** Whether a backlogged signal queued before `since` still waits for a side with no socket. */
-  private uncollectedSince(since: number): boolean {
-    const record = this.record!;
-    return SIDES.some((side) => !this.socketOf(side)
-      && record.backlog[side].some((s) => s.seq >= record.read[side] && s.at <= since));
   }
 
   private notifyWatchers(state: CallState): void {
@@ -625,28 +577,33 @@ export class CallObject extends HibernatingObject<Env> {
     this.ctx.waitUntil(this.notified);
   }
 
-  /** One alarm covers every deadline: offer, uncollected signals, maximum age and retention. */
+  /**
+   * One alarm serves every deadline of the call (model/call-model.ts `deadlines`) that no door
+   * serves: a deadline a connected side's door may serve (the offer deadline for the caller, the
+   * wait for the caller's done for the callee) is kept by that door's clock instead, since a
+   * waiting Worker costs nothing and an alarm costs a write. The alarm is then written once per
+   * call (its maximum age), not again for each deadline.
+   */
   private async scheduleAlarm(): Promise<void> {
     const record = this.record;
-    if (!record) return;
-    const { call } = record;
-    const times: number[] = [];
-    if (call.phase === "ended") times.push(call.end!.at + CALL_RETENTION_MS);
-    else {
-      times.push(call.createdAt + CALL_MAX_AGE_MS);
-      // While the caller follows the call on a socket, its door keeps the offer deadline with a
-      // timer of its own (a waiting Worker costs nothing) and asks for the timeout: the alarm is
-      // then written once per call, not once for the deadline and again after the answer.
-      if (awaitsAnswer(call)) {
-        if (!this.socketOf("caller")) times.push(call.offerDeadline);
-      } else if (call.phase !== "exchanged") {
-        for (const side of SIDES) {
-          const first = record.backlog[side].find((s) => s.seq >= record.read[side]);
-          if (first) times.push(first.at + SIGNAL_TTL_MS);
-        }
-      }
-    }
+    const times = record
+      ? deadlines(record.call).filter((d) => !(d.servedBy && this.socketOf(d.servedBy))).map((d) => d.at)
+      : [];
+    if (!record && !this.outbox.pending) return;
     await this.alarmClock.set(Math.min(...times, this.outboxRetry()));
+  }
+
+  /** Tells each connected side's door the deadline it serves (or none), when that changed. */
+  private pushWakes(): void {
+    const record = this.record;
+    for (const side of SIDES) {
+      const ws = this.socketOf(side);
+      if (!ws) continue;
+      const at = record ? deadlines(record.call).find((d) => d.servedBy === side)?.at ?? null : null;
+      if (this.wakes.get(ws) === at) continue;
+      this.wakes.set(ws, at);
+      send(ws, { wake: at });
+    }
   }
 }
 
@@ -656,9 +613,9 @@ function joinTimes(record: CallRecord): Partial<Record<Side, number>> {
   return { caller: record.call.createdAt, ...(claimed !== undefined ? { callee: claimed } : {}) };
 }
 
-/** Before the answer: the offer deadline runs. */
-function awaitsAnswer(call: CallState): boolean {
-  return call.phase === "offered" || call.phase === "claimed";
+/** The state a presence event leads to (such events cannot fail on an existing call). */
+function orSame(transition: ReturnType<typeof step>, state: CallState): CallState {
+  return transition.ok ? transition.state : state;
 }
 
 function send(ws: WebSocket, push: CallPush): void {
@@ -694,7 +651,7 @@ function claimOf(record: CallRecord): CallAttachment["claim"] {
 
 /** The history entries of a transition's status effects. */
 function statusEntries(effects: Effect[], at: number): HistoryEntry[] {
-  return effects.flatMap((e) => e.type === "status" ? [{ at, status: e.status, ...(e.side ? { side: e.side } : {}),
+  return effects.flatMap((e) => e.type === "status" ? [{ at: e.at ?? at, status: e.status, ...(e.side ? { side: e.side } : {}),
     ...(e.detail ? { detail: e.detail } : {}) }] : []);
 }
 

@@ -11,9 +11,9 @@ export type CallPush =
   /** Nothing more will arrive for this side: its stream may end. `over`: the call has ended
    * (else only the other side is done, and this side may still be talking). */
   | { end: true; over: boolean }
-  /** The other side's stream ended before it sent done (the Viam caller's Call stream closes once
-   * the callee is done, and its CallUpdate(done) follows); the door bounds the wait for it. */
-  | { peerLeft: true }
+  /** A deadline of the call this door serves with its own clock: at `wake` it sends `tick` (null:
+   * none now). The rules stay the object's: a tick before anything is due changes nothing. */
+  | { wake: number | null }
   /** The answer to the door's request `reply`. */
   | { reply: number; ok: true }
   | { reply: number; ok: false; code: Code; message: string };
@@ -27,10 +27,8 @@ export type CallRequest = { id: number } & (
   | { op: "done" }
   | { op: "fail"; code: Code; message: string }
   | { op: "hangup" }
-  /** The caller's door saw the offer deadline pass with no answer (it keeps that timer). */
-  | { op: "timeout" }
-  /** The callee's door waited CALLER_DONE_WAIT_MS after `peerLeft` and heard nothing. */
-  | { op: "peerGone" });
+  /** The door's clock reached the `wake` time the object gave it. */
+  | { op: "tick" });
 
 export interface StartCall {
   host: string;

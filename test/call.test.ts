@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { CALL_RETENTION_MS, MAX_QUEUED_SIGNALS } from "../model/limits";
-import { editStoredCall, onlineAnswerer } from "./door-clients";
+import { editStoredCall, followCall, onlineAnswerer } from "./door-clients";
 
 let seq = 0;
 /** A call from alice to a fresh host, taken by that host: the state every test starts from. */
@@ -23,11 +23,10 @@ const ice = (n: number) => ({ candidate: `candidate:${n}`, sdpMid: "0", sdpMLine
 
 describe("call object", () => {
   it("hands the offer to the claimed callee, then the caller's candidates in order", async () => {
-    const { host, call } = await claimedCall();
+    const { id, host, call } = await claimedCall();
     for (let i = 0; i < 3; i++) await call.candidate("caller", "alice", ice(i));
-    const pulled = await call.pull("callee", host, 0);
-    if (!pulled.ok) throw new Error(pulled.message);
-    expect(pulled.value.signals.map((s) => s.signal)).toEqual([
+    const callee = await followCall(id, "callee", host);
+    expect((await callee.signals(4)).map((s) => s.signal)).toEqual([
       expect.objectContaining({ kind: "offer", sdp: "offer" }),
       { kind: "candidate", candidate: ice(0) },
       { kind: "candidate", candidate: ice(1) },
@@ -36,15 +35,17 @@ describe("call object", () => {
   });
 
   it("gives each signal exactly once to a reader that resumes from its cursor", async () => {
-    const { host, call } = await claimedCall();
+    const { id, host, call } = await claimedCall();
     await call.candidate("caller", "alice", ice(1));
-    const first = await call.pull("callee", host, 0);
-    if (!first.ok) throw new Error(first.message);
-    const cursor = first.value.signals.at(-1)!.seq + 1;
+    const first = await followCall(id, "callee", host);
+    const cursor = (await first.signals(2)).at(-1)!.seq + 1;
+    first.close();
     await call.candidate("caller", "alice", ice(2));
-    const second = await call.pull("callee", host, cursor);
-    if (!second.ok) throw new Error(second.message);
-    expect(second.value.signals.map((s) => s.signal)).toEqual([{ kind: "candidate", candidate: ice(2) }]);
+    await call.candidate("caller", "alice", ice(3));
+    const second = await followCall(id, "callee", host, cursor);
+    expect((await second.signals(2)).map((s) => s.signal)).toEqual([
+      { kind: "candidate", candidate: ice(2) }, { kind: "candidate", candidate: ice(3) },
+    ]);
   });
 
   it("refuses a second answerer with failed_precondition", async () => {
@@ -76,15 +77,17 @@ describe("call object", () => {
     await original.answer(host, "answer");
     await original.candidate("caller", "alice", ice(7));
     // SIGNAL_TTL_MS later: the callee's backlog was queued long ago.
-    const call = await editStoredCall(id, (record) => { for (const s of record.backlog.callee) s.at = 0; });
+    const call = await editStoredCall(id, (record) => {
+      for (const s of record.backlog.callee) s.at = 0;
+      record.call.uncollected = { ...record.call.uncollected, callee: 0 };
+    });
     expect(await runDurableObjectAlarm(call)).toBe(true);
-    const pulled = await call.pull("caller", "alice", 0);
-    if (!pulled.ok) throw new Error(pulled.message);
-    expect(pulled.value.signals.map((s) => s.signal)).toEqual([
+    const caller = await followCall(id, "caller", "alice");
+    expect((await caller.signals(2)).map((s) => s.signal)).toEqual([
       { kind: "answer", sdp: "answer" },
       expect.objectContaining({ kind: "error", code: Code.DeadlineExceeded }),
     ]);
-    expect(pulled.value.closed).toBe(true);
+    expect(await caller.ended()).toEqual({ end: true, over: true });
     expect((await call.history()).map((h) => h.status)).toEqual(["offered", "claimed", "answered", "timed_out"]);
   });
 

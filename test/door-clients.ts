@@ -9,6 +9,8 @@ import { Sip } from "../proto/gen/ondewo/sip/sip_pb";
 import { SignalingService, type CallResponse } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { ClientSignalSchema, VoiceService, type Signal } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { encode, type AudioPacket } from "../codecs/audio-codec";
+import type { Signal as CallSignal } from "../model/call-model";
+import type { CallPush } from "../durable-objects/spine-messages";
 import { clientFor, pushable } from "./connect-clients";
 import { tokenFor } from "./tokens";
 export { codeOf, errorOf } from "./rpc-outcomes";
@@ -183,4 +185,49 @@ export async function answeredCallObject() {
   await call.claim({ identity: host, door: "voice" });
   await call.answer(host, "answer");
   return { host, id, call };
+}
+
+/** A door's socket to a call object as `side` (a reconnect from `cursor`): the signals pushed to
+ * it, one at a time, as a door reads them. */
+export async function followCall(id: string, side: "caller" | "callee", identity: string, cursor = 0) {
+  const res = await env.CALLS.getByName(id).fetch(
+    `https://object/socket?side=${side}&identity=${encodeURIComponent(identity)}&cursor=${cursor}`, { headers: { upgrade: "websocket" } });
+  if (!res.webSocket) throw new Error(`call socket refused: ${res.status} ${await res.text()}`);
+  const ws = res.webSocket;
+  ws.accept();
+  const inbox: CallPush[] = [];
+  let waiting: (() => void) | null = null;
+  ws.addEventListener("message", (e) => {
+    inbox.push(JSON.parse(String(e.data)) as CallPush);
+    waiting?.();
+  });
+  const nextPush = async (timeoutMs = 5_000): Promise<CallPush> => {
+    const until = Date.now() + timeoutMs;
+    while (inbox.length === 0) {
+      if (Date.now() > until) throw new Error(`no push for the ${side} within ${timeoutMs} ms`);
+      await new Promise<void>((r) => { waiting = r; setTimeout(r, 50); });
+      waiting = null;
+    }
+    return inbox.shift()!;
+  };
+  return {
+    ws,
+    /** The next `n` signals with their seqs, skipping the object's other pushes (wake times). */
+    signals: async (n: number) => {
+      const got: { seq: number; signal: CallSignal }[] = [];
+      while (got.length < n) {
+        const push = await nextPush();
+        if ("seq" in push) got.push(push);
+      }
+      return got;
+    },
+    /** Whether the object said nothing more will arrive (`end`), skipping wake times. */
+    ended: async () => {
+      for (;;) {
+        const push = await nextPush();
+        if ("end" in push) return push;
+      }
+    },
+    close: () => ws.close(1000, "test over"),
+  };
 }

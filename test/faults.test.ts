@@ -18,7 +18,7 @@ import {
   ANSWERER_REOPEN_GRACE_MS, AUDIO_KEEPALIVE_LEASE_MS, AUDIO_RING_TIMEOUT_MS, AUDIO_SWEEP_MS, OFFER_DEADLINE_MS, SIGNAL_TTL_MS,
 } from "../model/limits";
 import {
-  answeredCallObject, AudioSocket, candidateLine, codeOf, editStoredCall, errorOf, nextHandedCall, onlineAnswerer, openVoice,
+  answeredCallObject, AudioSocket, candidateLine, codeOf, editStoredCall, errorOf, followCall, nextHandedCall, onlineAnswerer, openVoice,
   sipAccount, sipClient, sleep, unique, viamCall,
   viamCandidate,
   waitOnline,
@@ -141,17 +141,17 @@ describe("a call object reset mid-exchange", () => {
   it("keeps queued signals across an eviction: a reader resuming from its cursor gets each exactly once, in order", async () => {
     const { host, id, call } = await answeredCallObject();
     for (let i = 0; i < 5; i++) await call.candidate("caller", "alice", { candidate: candidateLine(i) });
-    const first = await call.pull("callee", host, 0);
-    if (!first.ok) throw new Error(first.message);
-    const cursor = first.value.signals.at(-1)!.seq + 1;
+    const reader = await followCall(id, "callee", host);
+    const first = await reader.signals(6); // the offer, then five candidates
+    const cursor = first.at(-1)!.seq + 1;
+    reader.close();
     for (let i = 5; i < 10; i++) await call.candidate("caller", "alice", { candidate: candidateLine(i) });
 
     await evictDurableObject(call);
-    const again = await env.CALLS.getByName(id).pull("callee", host, cursor);
-    if (!again.ok) throw new Error(again.message);
-    const lines = (signals: typeof first.value.signals) =>
+    const again = await (await followCall(id, "callee", host, cursor)).signals(5);
+    const lines = (signals: typeof first) =>
       signals.flatMap((s) => (s.signal.kind === "candidate" ? [s.signal.candidate.candidate] : []));
-    expect([...lines(first.value.signals), ...lines(again.value.signals)]).toEqual(Array.from({ length: 10 }, (_, i) => candidateLine(i)));
+    expect([...lines(first), ...lines(again)]).toEqual(Array.from({ length: 10 }, (_, i) => candidateLine(i)));
   });
 
   it("applies a candidate that a door retries after a reset only once", async () => {
@@ -162,9 +162,8 @@ describe("a call object reset mid-exchange", () => {
     const fresh = env.CALLS.getByName(id);
     expect((await fresh.candidate("callee", host, { candidate: candidateLine(0) }, 0)).ok).toBe(true);
     expect((await fresh.answer(host, "answer")).ok).toBe(true);
-    const pulled = await fresh.pull("caller", "alice", 0);
-    if (!pulled.ok) throw new Error(pulled.message);
-    expect(pulled.value.signals.map((s) => s.signal.kind)).toEqual(["answer", "candidate"]);
+    const caller = await followCall(id, "caller", "alice");
+    expect((await caller.signals(2)).map((s) => s.signal.kind)).toEqual(["answer", "candidate"]);
   });
 });
 
@@ -313,7 +312,10 @@ describe("dead peers are detected within a stated bound", () => {
     await call.client.callUpdate({ uuid, update: { case: "candidate", value: viamCandidate(1) } });
 
     // SIGNAL_TTL_MS later, the call's alarm finds the callee's signals uncollected.
-    const aged = await editStoredCall(uuid, (record) => { for (const s of record.backlog.callee) s.at = 0; });
+    const aged = await editStoredCall(uuid, (record) => {
+      for (const s of record.backlog.callee) s.at = 0;
+      record.call.uncollected = { ...record.call.uncollected, callee: 0 };
+    });
     expect(await runDurableObjectAlarm(aged)).toBe(true);
     const err = await errorOf(call.next());
     expect(err.code).toBe(Code.DeadlineExceeded);

@@ -11,7 +11,11 @@ import { failure, success, type Result } from "../model/result";
 import {
   SPINE_CLOSE, type CallPush, type CallRequest, type HostPush, type StartCall,
 } from "../durable-objects/spine-messages";
-import { CALLER_DONE_WAIT_MS, SPINE_RECONNECTS } from "../model/limits";
+import { SPINE_RECONNECTS } from "../model/limits";
+
+/** A request in flight when its socket broke: the door sends it again once the socket is back
+ * (each request is safe to repeat: a candidate carries its index). */
+const RESEND = Symbol("resend");
 
 /** Opens a WebSocket to an object, or returns the object's refusal as a failure. */
 async function connect(stub: DurableObjectStub<CallObject> | DurableObjectStub<HostObject>, query: Record<string, string>): Promise<Result<WebSocket>> {
@@ -37,14 +41,14 @@ type CallRequestBody = CallRequest extends infer R ? R extends { id: number } ? 
 export class CallSocket {
   private ws!: WebSocket;
   private nextRequest = 1;
-  private readonly pending = new Map<number, (result: Result<void>) => void>();
+  private readonly pending = new Map<number, (result: Result<void> | typeof RESEND) => void>();
   private readonly pushed = asyncQueue<Signal | "end" | Error>();
   /** The seq of the next signal this side expects. */
   private cursor = 0;
   private closing = false;
   private reconnects = 0;
-  private peerTimer: number | null = null;
-  private deadlineTimer: number | null = null;
+  /** The object's `wake`: when this door's clock sends it a tick. */
+  private wakeTimer: number | null = null;
   /** The object said the call has ended (not only that the other side is done). */
   callEnded = false;
 
@@ -69,9 +73,6 @@ export class CallSocket {
       socket.close(1000);
       throw new ConnectError(started.message, started.code);
     }
-    // The offer deadline is kept here, not by an alarm: the object times the call out when asked
-    // after the deadline (and ignores the request once the call has been answered).
-    socket.deadlineTimer = setTimeout(() => void socket.request({ op: "timeout" }), Math.max(0, call.deadline - Date.now()) + 1);
     return socket;
   }
 
@@ -107,15 +108,16 @@ export class CallSocket {
     } else if ("seq" in push) {
       if (push.seq < this.cursor) return; // resent after a reconnect, and already yielded
       this.cursor = push.seq + 1;
-      clearTimeout(this.peerTimer);
-      if (push.signal.kind !== "candidate") clearTimeout(this.deadlineTimer);
       this.pushed.push(push.signal);
     } else if ("end" in push) {
       this.callEnded = push.over;
       this.pushed.push("end");
-    } else if ("peerLeft" in push) {
-      clearTimeout(this.peerTimer);
-      this.peerTimer = setTimeout(() => void this.request({ op: "peerGone" }), CALLER_DONE_WAIT_MS);
+    } else if ("wake" in push) {
+      // The object's deadline, kept by this door's clock: a waiting Worker costs nothing, where
+      // the object's alarm would cost a write.
+      clearTimeout(this.wakeTimer);
+      this.wakeTimer = push.wake === null ? null
+        : setTimeout(() => void this.request({ op: "tick" }), Math.max(0, push.wake - Date.now()) + 1);
     }
   }
 
@@ -139,7 +141,7 @@ export class CallSocket {
         .catch((err: unknown) => failure(Code.Unavailable, String(err)));
       // A request in flight when the socket broke may or may not have been applied; each is safe to
       // repeat (a candidate carries its index), so it is answered as unavailable only if reopening fails.
-      for (const settle of lost) settle(reopened.ok ? failure(Code.Aborted, "retry") : reopened);
+      for (const settle of lost) settle(reopened.ok ? RESEND : reopened);
       if (!reopened.ok) this.pushed.push(new ConnectError(reopened.message, reopened.code));
     })();
   }
@@ -151,7 +153,7 @@ export class CallSocket {
       if (!this.ws && attempt > 50) return failure(Code.Unavailable, "the call's object is unreachable");
       if (!this.ws) continue;
       const id = this.nextRequest++;
-      const answered = new Promise<Result<void>>((resolve) => this.pending.set(id, resolve));
+      const answered = new Promise<Result<void> | typeof RESEND>((resolve) => this.pending.set(id, resolve));
       try {
         this.ws.send(JSON.stringify({ ...body, id }));
       } catch {
@@ -159,7 +161,10 @@ export class CallSocket {
         continue;
       }
       const result = await answered;
-      if (!result.ok && result.code === Code.Aborted && result.message === "retry" && attempt < SPINE_RECONNECTS) continue;
+      if (result === RESEND) {
+        if (attempt < SPINE_RECONNECTS) continue;
+        return failure(Code.Unavailable, "the call's object is unreachable");
+      }
       return result;
     }
   }
@@ -183,8 +188,7 @@ export class CallSocket {
   close(code: number, reason = ""): void {
     if (this.closing) return;
     this.closing = true;
-    clearTimeout(this.peerTimer);
-    clearTimeout(this.deadlineTimer);
+    clearTimeout(this.wakeTimer);
     this.pushed.close();
     try {
       this.ws?.close(code, reason);
