@@ -131,15 +131,18 @@ function shardStub(env: Env, shard: number) {
   return env.ROOM_DIRECTORY.getByName(`shard-${shard}`);
 }
 
-/** A room by name: the directory knows every room once its object's outbox reached it; a call
- * that started a moment ago is asked directly (its name is its object's). */
+/** A room by name: the directory knows every room once its object's outbox reached it; one that
+ * started a moment ago is asked directly (a room's name is its object's): a call id is a call's,
+ * any other name an audio room's or a LiveKit room's. */
 async function findRoom(env: Env, name: string): Promise<DirectoryEntry | null> {
   if (!name) return null;
   const entry = await shardStub(env, directoryShard(name)).lookup(name);
   if (entry) return entry;
-  if (!CALL_ID.test(name)) return null;
-  const view = await env.CALLS.getByName(name).operatorRoom();
-  return view.ok ? { kind: "call", room: view.value.room } : null;
+  for (const kind of (CALL_ID.test(name) ? ["call"] : ["audio", "livekit"]) as RoomKind[]) {
+    const view = await roomObject(env, kind, name).operatorRoom(name);
+    if (view.ok) return { kind, room: view.value.room };
+  }
+  return null;
 }
 
 async function viewOf(env: Env, name: string): Promise<Result<{ room: OperatorRoom; participants: OperatorParticipant[] }>> {

@@ -11,6 +11,8 @@ export const E2E_AUTH_SECRET = "e2e-secret";
 /** LiveKit API key (wrangler.toml [vars]) and the secret the e2e tokens are signed with. */
 export const E2E_LIVEKIT_API_KEY = "devkey";
 export const E2E_LIVEKIT_API_SECRET = "e2e-livekit-secret-e2e-livekit-secret";
+/** Where docs/operators.md tells a reader to point WEBHOOK_URLS, and starts its receiver. */
+const DOCUMENTED_WEBHOOK_URL = "http://127.0.0.1:8788/livekit-webhook";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -55,7 +57,8 @@ export default async function setup(project: TestProject) {
   const child = spawn("npx", ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1",
     "--persist-to", persist, "--var", `AUTH_SECRET:${E2E_AUTH_SECRET}`, "--var", "DEV_TOKENS:1",
     "--var", `LIVEKIT_API_KEY:${E2E_LIVEKIT_API_KEY}`, "--var", `LIVEKIT_API_SECRET:${E2E_LIVEKIT_API_SECRET}`,
-    "--var", `WEBHOOK_URLS:http://127.0.0.1:${webhookPort}/livekit-webhook`,
+    // The second URL is the receiver docs/operators.md starts, at the address its readers configure.
+    "--var", `WEBHOOK_URLS:http://127.0.0.1:${webhookPort}/livekit-webhook,${DOCUMENTED_WEBHOOK_URL}`,
     "--show-interactive-dev-session=false"],
     // Own process group, so teardown stops wrangler and its workerd children, not just npx.
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" }, detached: true });
