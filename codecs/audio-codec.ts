@@ -3,6 +3,7 @@
 // the message type is a u16. One WebSocket message carries exactly one packet, so `Length`
 // must equal the message's size. No `.proto` exists for this format, so this module is the
 // one place that knows its layout.
+import { INVALID_PAYLOAD, PROTOCOL_ERROR } from "../model/close-codes";
 
 export const AudioMessageType = {
   Handshake: 0,
@@ -36,17 +37,17 @@ export type AudioPacket =
   | { type: typeof AudioMessageType.Reject | typeof AudioMessageType.Accept | typeof AudioMessageType.Drop; optional: Uint8Array }
   | { type: typeof AudioMessageType.Data; data: Uint8Array };
 
-/** WebSocket close codes (RFC 6455 §7.4.1) a malformed packet earns its sender. */
+/** WebSocket close codes (model/close-codes.ts) a malformed packet earns its sender. */
 export const CloseCode = {
   /** The bytes do not form a packet: too short, wrong Length, unknown type. */
-  ProtocolError: 1002,
+  ProtocolError: PROTOCOL_ERROR,
   /** The packet is well formed but a value is not: unknown format, bad UTF-8 username. */
-  InvalidPayload: 1007,
+  InvalidPayload: INVALID_PAYLOAD,
 } as const;
 
 export class AudioProtocolError extends Error {
   override readonly name = "AudioProtocolError";
-  constructor(readonly closeCode: 1002 | 1007, message: string) {
+  constructor(readonly closeCode: typeof PROTOCOL_ERROR | typeof INVALID_PAYLOAD, message: string) {
     super(message);
   }
 }

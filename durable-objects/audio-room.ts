@@ -13,17 +13,12 @@ import { closeSocket, HibernatingObject, KEEPALIVE_PING, socketAttachments } fro
 import { Code } from "@connectrpc/connect";
 import type { LeaveReason, OperatorParticipant, OperatorRoom } from "../model/operator-events";
 import { failure, success, type Result } from "../model/result";
+import { GOING_AWAY, MESSAGE_TOO_BIG, NORMAL_CLOSURE, UNSUPPORTED_DATA } from "../model/close-codes";
 import { AudioRoomOperator } from "./audio-room-operator";
 
 /** Set by the Worker (worker/audio-relay.ts) from the verified token. The room trusts it because
  * only the Worker can reach the object, and the Worker overwrites any value a client sent. */
 export const AUDIO_IDENTITY_HEADER = "x-audio-identity";
-
-/** RFC 6455 §7.4.1 codes for frames the protocol does not carry at all. */
-const UNSUPPORTED_DATA = 1003;
-const MESSAGE_TOO_BIG = 1009;
-/** A socket taken for dead (AUDIO_KEEPALIVE_LEASE_MS): the endpoint is gone. */
-const GOING_AWAY = 1001;
 
 /** States of a call that is set up but not answered yet: the ring timeout runs. */
 const UNANSWERED: ReadonlySet<string> = new Set(["calling", "ringing", "considering", "countering"]);
@@ -86,7 +81,7 @@ export class AudioRoom extends HibernatingObject<Env> {
       if (!me || me.closing) continue;
       this.apply(ws, me, { type: "left", identity: me.identity }, undefined, Date.now(), reason);
       markClosing(ws, attachmentOf(ws) ?? me);
-      closeSocket(ws, 1000, reason === "room_deleted" ? "the room was deleted by an operator" : "removed by an operator");
+      closeSocket(ws, NORMAL_CLOSURE, reason === "room_deleted" ? "the room was deleted by an operator" : "removed by an operator");
     }
     this.noteMembers(reason);
     return success(undefined);

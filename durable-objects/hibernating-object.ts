@@ -4,6 +4,7 @@
 // between two messages while the sockets stay open; each wake runs the constructor again, so
 // objects keep per-socket state in socket attachments, never in fields.
 import { DurableObject } from "cloudflare:workers";
+import { ABNORMAL_CLOSURE, NO_STATUS_RECEIVED, NORMAL_CLOSURE, TLS_HANDSHAKE } from "../model/close-codes";
 
 /** Keep-alive text frames. The runtime answers "ping" with "pong" itself, without waking the
  * object, so heartbeats cost nothing and never reach `onMessage` (where an object may treat
@@ -14,7 +15,7 @@ export const KEEPALIVE_PONG = "pong";
 /** RFC 6455 §5.5.1: a close frame's reason is at most 123 bytes of UTF-8. */
 const MAX_CLOSE_REASON_BYTES = 123;
 /** Codes a peer may report but no endpoint may send (RFC 6455 §7.4.1); `close()` throws on them. */
-const RESERVED_CLOSE_CODES: ReadonlySet<number> = new Set([1005, 1006, 1015]);
+const RESERVED_CLOSE_CODES: ReadonlySet<number> = new Set([NO_STATUS_RECEIVED, ABNORMAL_CLOSURE, TLS_HANDSHAKE]);
 
 export abstract class HibernatingObject<E = unknown> extends DurableObject<E> {
   constructor(ctx: DurableObjectState, env: E) {
@@ -41,13 +42,13 @@ export abstract class HibernatingObject<E = unknown> extends DurableObject<E> {
     await this.onClose(ws, code, reason, wasClean);
     // Complete the closing handshake with the client's own code. 1005 ("no code") and 1006
     // ("abnormal") are only ever reported, never sent; echoing them throws in workerd.
-    closeSocket(ws, RESERVED_CLOSE_CODES.has(code) ? 1000 : code, reason);
+    closeSocket(ws, RESERVED_CLOSE_CODES.has(code) ? NORMAL_CLOSURE : code, reason);
   }
 
   async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     console.warn("websocket error", { error: String(error) });
     // A failed socket is gone as surely as a closed one; 1006 is what RFC 6455 reports then.
-    await this.onClose(ws, 1006, "", false);
+    await this.onClose(ws, ABNORMAL_CLOSURE, "", false);
   }
 
   async alarm(): Promise<void> {

@@ -13,6 +13,7 @@ import {
 import type { Door } from "../model/call-model";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Result } from "../model/result";
+import { INVALID_PAYLOAD } from "../model/close-codes";
 import type { HostPush, HostRequest } from "./spine-messages";
 import { fullBucket, overRate, takeTokens, type TokenBucket } from "../model/token-bucket";
 
@@ -110,7 +111,7 @@ export class HostObject extends HibernatingObject<Env> {
       request = JSON.parse(typeof message === "string" ? message : "") as HostRequest;
     } catch { /* refused below */ }
     if (!me || request?.op !== "free") {
-      closeSocket(ws, 1007, "expected {op: free}");
+      closeSocket(ws, INVALID_PAYLOAD, "expected {op: free}");
       return;
     }
     // The call was taken through another door or ended: this answerer is idle again.

@@ -17,6 +17,7 @@ import {
 } from "../model/operator-events";
 import { OUTBOX_RETRY_MS } from "../model/operator-limits";
 import { failure, success, type Result } from "../model/result";
+import { INVALID_PAYLOAD, MESSAGE_TOO_BIG, UNSUPPORTED_DATA } from "../model/close-codes";
 import { DisconnectReason } from "../proto/gen/livekit_models_pb";
 import { OperatorOutbox } from "./operator-outbox";
 
@@ -25,11 +26,6 @@ import { OperatorOutbox } from "./operator-outbox";
 export const LIVEKIT_GRANT_HEADER = "x-livekit-grant";
 
 const SCHEMA = "CREATE TABLE IF NOT EXISTS room_state (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)";
-
-/** RFC 6455 §7.4.1 codes for frames the signalling protocol does not carry. */
-const UNSUPPORTED_DATA = 1003;
-const INVALID_PAYLOAD = 1007;
-const MESSAGE_TOO_BIG = 1009;
 
 /** Per-socket state, versioned so a later shape can be told from this one after a deploy. */
 interface LiveKitAttachment {

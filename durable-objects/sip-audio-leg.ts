@@ -16,6 +16,7 @@ import { AudioMessageType, decode, encode, SampleFormat, type AudioPacket, type 
 import { MAX_AUDIO_FRAME_BYTES, SIP_AUDIO_DIAL_RETRY_MS, SIP_AUDIO_PACKET_MS } from "../model/limits";
 import { bytesPerSample } from "../codecs/wav-audio";
 import { AUDIO_IDENTITY_HEADER } from "./audio-room";
+import { NORMAL_CLOSURE } from "../model/close-codes";
 
 /** What a SIP leg proposes: 16 kHz mono 16-bit, wideband telephony and the usual output of
  * speech synthesis, in 20 ms packets. `chunkSize` is in sample frames per data packet. A callee
@@ -39,7 +40,6 @@ interface Packet {
 }
 
 const EMPTY = new Uint8Array(0);
-const NORMAL_CLOSURE = 1000;
 
 export class SipAudioLeg {
   /** Negotiated audio format; set while paired. */

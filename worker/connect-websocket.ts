@@ -19,6 +19,7 @@ import { asyncQueue } from "../client/async-queue";
 import { contextValuesFor } from "./connect-mount";
 import type { AppEnv } from "./env";
 import { MAX_RPC_MESSAGE_BYTES } from "../model/limits";
+import { MESSAGE_TOO_BIG, NORMAL_CLOSURE, PROTOCOL_ERROR, UNSUPPORTED_DATA } from "../model/close-codes";
 
 /** Request headers a browser may pass as query parameters (nothing that changes the protocol). */
 const FORWARDED_PARAMS = ["rpc-host", "voice-call-id", "heartbeats-allowed", "connect-timeout-ms"];
@@ -78,7 +79,7 @@ export function connectOverWebSocket(handlers: UniversalHandler[]) {
         if (socket.readyState !== WebSocket.OPEN) break;
         socket.send(encodeEnvelope(envelope.flags, envelope.data));
       }
-      if (socket.readyState === WebSocket.OPEN) socket.close(1000, "stream ended");
+      if (socket.readyState === WebSocket.OPEN) socket.close(NORMAL_CLOSURE, "stream ended");
     })().catch((err: unknown) => {
       console.error("connect-over-websocket failed", { path: url.pathname, err: String(err) });
       sendEnd(socket, new ConnectError("internal error", Code.Internal));
@@ -96,7 +97,7 @@ function requestEnvelopes(socket: WebSocket, abort: AbortController): AsyncItera
   socket.addEventListener("message", (event) => {
     order = order.then(async () => {
       if (typeof event.data === "string") {
-        socket.close(1003, "binary Connect envelopes only");
+        socket.close(UNSUPPORTED_DATA, "binary Connect envelopes only");
         return envelopes.close();
       }
       const frame = readRequestFrame(await bytesOf(event.data));
@@ -114,7 +115,7 @@ function requestEnvelopes(socket: WebSocket, abort: AbortController): AsyncItera
 export type RequestFrame =
   | { kind: "message"; envelope: Uint8Array }
   | { kind: "end" }
-  | { kind: "refused"; code: 1002 | 1009; reason: string };
+  | { kind: "refused"; code: typeof PROTOCOL_ERROR | typeof MESSAGE_TOO_BIG; reason: string };
 
 /**
  * What one binary WebSocket message from the client is: a request envelope for the handler, the
@@ -123,13 +124,13 @@ export type RequestFrame =
  * it with the next message (or wait for bytes that never come).
  */
 export function readRequestFrame(bytes: Uint8Array): RequestFrame {
-  if (bytes.length < ENVELOPE_HEADER_BYTES) return { kind: "refused", code: 1002, reason: "one Connect envelope per message" };
+  if (bytes.length < ENVELOPE_HEADER_BYTES) return { kind: "refused", code: PROTOCOL_ERROR, reason: "one Connect envelope per message" };
   if (bytes.length > MAX_RPC_MESSAGE_BYTES + ENVELOPE_HEADER_BYTES) {
-    return { kind: "refused", code: 1009, reason: `envelope larger than ${MAX_RPC_MESSAGE_BYTES} bytes` };
+    return { kind: "refused", code: MESSAGE_TOO_BIG, reason: `envelope larger than ${MAX_RPC_MESSAGE_BYTES} bytes` };
   }
   const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1);
   if (length !== bytes.length - ENVELOPE_HEADER_BYTES) {
-    return { kind: "refused", code: 1002, reason: "envelope length does not match the message" };
+    return { kind: "refused", code: PROTOCOL_ERROR, reason: "envelope length does not match the message" };
   }
   if (bytes[0] & endStreamFlag) return { kind: "end" };
   return { kind: "message", envelope: bytes };
@@ -146,5 +147,5 @@ function sendEnd(socket: WebSocket, error: ConnectError): void {
   if (socket.readyState !== WebSocket.OPEN) return;
   const json = JSON.stringify(endStreamToJson(new Headers(), error, undefined));
   socket.send(encodeEnvelope(endStreamFlag, new TextEncoder().encode(json)));
-  socket.close(1000, "stream ended");
+  socket.close(NORMAL_CLOSURE, "stream ended");
 }

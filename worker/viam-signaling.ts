@@ -16,6 +16,7 @@ import { iceServersFor } from "../model/ice-servers";
 import { admit, admitFromLease } from "./rate-limit";
 import { ANSWERER_HEARTBEAT_MS, MAX_ANSWER_HOSTS, NAME_PATTERN, OFFER_DEADLINE_MS } from "../model/limits";
 import { iceFromWire, iceToWire } from "../codecs/viam-ice";
+import { NORMAL_CLOSURE } from "../model/close-codes";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -133,7 +134,7 @@ export function viamSignaling(router: ConnectRouter): void {
         finished = true;
       } finally {
         ctx.signal.removeEventListener("abort", onAbort);
-        if (finished) socket.close(1000, "finished");
+        if (finished) socket.close(NORMAL_CLOSURE, "finished");
         else abandon(socket);
       }
     },
