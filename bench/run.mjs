@@ -43,7 +43,9 @@
 // included), BENCH_MACHINES_STEPS ("20,40,80,160") calls in flight per step of the machines ramp,
 // BENCH_MACHINES_STEP_S (3) per step, BENCH_VIAMFLOOR_CALLS (300) calls one at a time per server
 // in the Viam-shaped floor comparison, BENCH_VIAMFLOOR_STEPS ("40") calls in flight per throughput
-// step there, BENCH_VIAMFLOOR_STEP_S (5) per step, BENCH_IDLE_ANSWERERS (100) waiting answerers per door in the
+// step there, BENCH_VIAMFLOOR_STEP_S (6) per step and system, BENCH_VIAMFLOOR_ROUNDS (3) interleaved rounds
+// each phase is split into (every system in turn in each), BENCH_VIAMFLOOR_EXPERIMENT ("0": without the
+// floor + object per call experiment), BENCH_IDLE_ANSWERERS (100) waiting answerers per door in the
 // idle part, BENCH_IDLE_S (60) its idle window, BENCH_ONLY ("signaling", "peerjs", "machines",
 // "viamfloor", "idle" or "audio", or several comma-separated; default all), BENCH_OUT (bench/results.json),
 // BENCH_REF (a commit to build the Worker from instead of the working tree, e.g. HEAD; resolved
@@ -90,7 +92,8 @@ const config = {
   viamFloor: {
     calls: positive("BENCH_VIAMFLOOR_CALLS", 300),
     steps: counts("BENCH_VIAMFLOOR_STEPS", "40"),
-    stepSeconds: positive("BENCH_VIAMFLOOR_STEP_S", 5),
+    stepSeconds: positive("BENCH_VIAMFLOOR_STEP_S", 6),
+    rounds: positive("BENCH_VIAMFLOOR_ROUNDS", 3),
   },
   machines: {
     steps: counts("BENCH_MACHINES_STEPS", "20,40,80,160"),

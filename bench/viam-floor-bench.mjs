@@ -27,7 +27,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { signToken } from "../scripts/dev-token.mjs";
 import { ANSWER_SDP, CANDIDATE, OFFER_SDP } from "./fixtures.mjs";
-import { cpuBetween, settle, startWrangler } from "./processes.mjs";
+import { cpuBetween, groupCpu, machineBusyMs, settle, startWrangler } from "./processes.mjs";
 import { workerClients } from "./protos.mjs";
 import { log, ratio, show, table } from "./report.mjs";
 import { httpFloor, onlineCallee } from "./signaling-bench.mjs";
@@ -165,36 +165,38 @@ export async function fleet({ server, protos, secret, machines, label }) {
   };
 }
 
-/** `calls` calls one after another over the machines. */
-export async function latency(f, calls) {
-  const answer = [], candidate = [], setup = [], legs = { offer: [], answer: [], candidate: [], callUpdate: [] };
-  const errors = {};
-  let firstError = null;
+/** Raw samples of one system, gathered over interleaved rounds. */
+const samples = () => ({ answer: [], candidate: [], setup: [], legs: { offer: [], answer: [], candidate: [], callUpdate: [] }, errors: {}, firstError: null });
+
+function failed(acc, err) {
+  const k = kindOf(err);
+  acc.errors[k] = (acc.errors[k] ?? 0) + 1;
+  acc.firstError ??= String(err);
+}
+
+/** `calls` calls one after another over the machines, into `acc`. */
+export async function latency(f, calls, acc = samples()) {
   for (let i = 0; i < calls; i++) {
     try {
       const r = await f.dial(i);
-      answer.push(r.answerMs); candidate.push(r.candidateMs); setup.push(r.setupMs);
-      if (r.legs) for (const k of Object.keys(legs)) legs[k].push(r.legs[k]);
+      acc.answer.push(r.answerMs); acc.candidate.push(r.candidateMs); acc.setup.push(r.setupMs);
+      if (r.legs) for (const k of Object.keys(acc.legs)) acc.legs[k].push(r.legs[k]);
     } catch (err) {
-      const k = kindOf(err);
-      errors[k] = (errors[k] ?? 0) + 1;
-      firstError ??= String(err);
+      failed(acc, err);
       await sleep(ERROR_PAUSE_MS);
     }
   }
-  return {
-    callToCandidateMs: summarize(candidate), callToAnswerMs: summarize(answer), wholeSetupMs: summarize(setup),
-    legsMs: Object.fromEntries(Object.entries(legs).map(([k, v]) => [k, summarize(v)])),
-    errors, firstError,
-  };
+  return acc;
 }
 
-/** `inFlight` calls at a time for `seconds`: setups/s, latency under load, CPU per setup. */
-async function throughput(f, { inFlight, seconds, cpu }) {
-  const latencies = [];
-  const errors = {};
-  let setups = 0, firstError = null;
-  const hostBefore = f.hostErrors();
+const latencySummary = (acc) => ({
+  callToCandidateMs: summarize(acc.candidate), callToAnswerMs: summarize(acc.answer), wholeSetupMs: summarize(acc.setup),
+  legsMs: Object.fromEntries(Object.entries(acc.legs).map(([k, v]) => [k, summarize(v)])),
+  errors: acc.errors, firstError: acc.firstError,
+});
+
+/** `inFlight` calls at a time for `seconds`, into `acc`: setups, wall time, server and client CPU. */
+async function throughput(f, { inFlight, seconds, cpu }, acc) {
   const cpuBefore = cpu();
   const clientBefore = process.cpuUsage();
   const started = performance.now();
@@ -203,27 +205,32 @@ async function throughput(f, { inFlight, seconds, cpu }) {
     while (performance.now() < end) {
       try {
         const r = await f.dial(k);
-        setups++;
-        latencies.push(r.candidateMs);
+        acc.setups++;
+        acc.candidate.push(r.candidateMs);
       } catch (err) {
-        const kind = kindOf(err);
-        errors[kind] = (errors[kind] ?? 0) + 1;
-        firstError ??= String(err);
+        failed(acc, err);
         await sleep(ERROR_PAUSE_MS);
       }
     }
   }));
-  const wallMs = performance.now() - started;
-  const used = cpuBetween(cpuBefore, cpu(), Math.max(1, setups));
+  acc.wallMs += performance.now() - started; // until the last call started in the round is over
+  const used = cpuBetween(cpuBefore, cpu());
+  for (const [role, ms] of Object.entries(used.byRole)) acc.cpuByRole[role] = (acc.cpuByRole[role] ?? 0) + ms;
+  acc.cpu += used.total;
   const client = process.cpuUsage(clientBefore);
-  const hostAfter = f.hostErrors();
+  acc.clientCpu += (client.user + client.system) / 1000;
+  return acc;
+}
+
+function throughputSummary(acc, inFlight) {
+  const per = Math.max(1, acc.setups);
   return {
-    inFlight, seconds: round(wallMs / 1000, 2), setups, setupsPerSec: round(setups / (wallMs / 1000), 1),
-    failed: Object.values(errors).reduce((a, b) => a + b, 0), errors, firstError,
-    hostStreamErrors: Object.fromEntries(Object.entries(hostAfter).map(([k, v]) => [k, v - (hostBefore[k] ?? 0)]).filter(([, v]) => v > 0)),
-    callToCandidateMs: summarize(latencies), serverCpuMsPerSetup: used.total, serverCpuMsPerSetupByProcess: used.byRole,
-    // The clients (this process) share the machine's 2 cores with the servers: what they use is not left for them.
-    clientCpuMsPerSetup: round((client.user + client.system) / 1000 / Math.max(1, setups), 2),
+    inFlight, seconds: round(acc.wallMs / 1000, 2), setups: acc.setups, setupsPerSec: round(acc.setups / (acc.wallMs / 1000), 1),
+    failed: Object.values(acc.errors).reduce((a, b) => a + b, 0), errors: acc.errors, firstError: acc.firstError,
+    callToCandidateMs: summarize(acc.candidate), serverCpuMsPerSetup: round(acc.cpu / per, 2),
+    serverCpuMsPerSetupByProcess: Object.fromEntries(Object.entries(acc.cpuByRole).map(([k, v]) => [k, round(v / per, 2)])),
+    // The clients (this process) share the machine's cores with the servers: what they use is not left for them.
+    clientCpuMsPerSetup: round(acc.clientCpu / per, 2),
   };
 }
 
@@ -231,12 +238,13 @@ async function throughput(f, { inFlight, seconds, cpu }) {
  * Runs the comparison on `ours` and `floor` (processes.mjs startWrangler / startViamFloor, both up).
  * `cpuOf(server)` reads a server's CPU. Returns the results; viamFloorTable(results) prints them.
  */
-export async function viamFloorComparison({ ours, floor, callObject = null, protos, secret, cpuOf, machines = 20, calls = 300, steps = [40], stepSeconds = 5, healthzRequests = 300 }) {
+export async function viamFloorComparison({ ours, floor, callObject = null, protos, secret, cpuOf, machines = 20, calls = 300, steps = [40], stepSeconds = 5, rounds = 3, healthzRequests = 300 }) {
   const systems = [["ours", ours], ["floor", floor], ...(callObject ? [["callObject", callObject]] : [])];
   const out = {
     measuredPath: "20 machines × 2 Viam Answer streams (goutils' answerer: init, one candidate update, done; a fresh stream once the call's stream ends) and callers as goutils' dialer (Call → answer → first candidate → CallUpdate(done) → cancel the Call), Connect protocol over HTTP/1.1; latency: one call at a time; throughput: `inFlight` calls at a time",
     floorShape: "bench/viam-floor/worker.js: bare Worker + one Durable Object per host; one HTTP request per Call and per held Answer stream, each with a hibernatable WebSocket to the host's object; AnswerResponse init/update bytes forwarded as CallResponse bytes; hand-written Connect envelopes; no auth, no storage, no per-call object",
-    config: { machines, answerersPerMachine: ANSWERERS_PER_MACHINE, calls, steps, stepSeconds, healthzRequests, callerIdentities: CALLER_IDENTITIES },
+    interleaving: "each phase runs in `rounds` rounds, every system in turn in each (ours, floor, experiment), so load from other processes on the machine falls on all alike; figures are over all rounds",
+    config: { machines, answerersPerMachine: ANSWERERS_PER_MACHINE, calls, steps, stepSeconds, rounds, healthzRequests, callerIdentities: CALLER_IDENTITIES },
     ...(callObject && { callObjectShape: "the experiment: the floor with this Worker's routing (SHAPE=call-object in bench/viam-floor/worker.js): the Call's socket goes to a new object per call, which asks the host's object for an answerer by RPC; the answerer's Worker opens a second socket, to the call's object; CallUpdate goes to the call's object. Still no auth, storage or Connect library" }),
     ours: { throughput: [] }, floor: { throughput: [] }, ...(callObject && { callObject: { throughput: [] } }),
   };
@@ -252,19 +260,33 @@ export async function viamFloorComparison({ ours, floor, callObject = null, prot
       fleets[key] = await fleet({ server, protos, secret, machines, label: key });
       out[key].registrationSeconds = round((performance.now() - t0) / 1000, 1);
     }
+    const meter = otherCpu([...systems.map(([, server]) => server)]);
+    const lat = Object.fromEntries(systems.map(([key]) => [key, samples()]));
+    for (let round = 0; round < rounds; round++) {
+      for (const [key] of systems) {
+        await quiet();
+        await latency(fleets[key], Math.ceil(calls / rounds), lat[key]);
+      }
+    }
     for (const [key] of systems) {
-      await quiet();
-      const r = out[key].latency = await latency(fleets[key], calls);
+      const r = out[key].latency = latencySummary(lat[key]);
       log(`  ${key}: ${r.callToCandidateMs.n} calls one at a time, Call→candidate median ${r.callToCandidateMs.median} ms, p99 ${r.callToCandidateMs.p99} ms; legs (median) offer ${r.legsMs.offer.median}, answer ${r.legsMs.answer.median}, candidate ${r.legsMs.candidate.median}, CallUpdate ${r.legsMs.callUpdate.median} ms; errors ${JSON.stringify(r.errors)}`);
     }
     for (const inFlight of steps) {
-      for (const [key, server] of systems) {
-        await quiet();
-        const r = await throughput(fleets[key], { inFlight, seconds: stepSeconds, cpu: cpuOf(server) });
+      const acc = Object.fromEntries(systems.map(([key]) => [key, { ...samples(), setups: 0, wallMs: 0, cpu: 0, cpuByRole: {}, clientCpu: 0 }]));
+      for (let round = 0; round < rounds; round++) {
+        for (const [key, server] of systems) {
+          await quiet();
+          await throughput(fleets[key], { inFlight, seconds: stepSeconds / rounds, cpu: cpuOf(server) }, acc[key]);
+        }
+      }
+      for (const [key] of systems) {
+        const r = throughputSummary(acc[key], inFlight);
         out[key].throughput.push(r);
         log(`  ${key}: ${inFlight} in flight, ${r.setupsPerSec} setups/s (${r.setups} in ${r.seconds} s), ${r.failed} failed ${JSON.stringify(r.errors)}, Call→candidate median ${r.callToCandidateMs.median} ms, p99 ${r.callToCandidateMs.p99} ms, CPU ms/setup ${r.serverCpuMsPerSetup} ${JSON.stringify(r.serverCpuMsPerSetupByProcess)}, client ${r.clientCpuMsPerSetup}`);
       }
     }
+    out.otherProcessesCpuPercent = meter();
     for (const [key] of systems) {
       out[key].hostStreamErrors = fleets[key].hostErrors();
       out[key].hostStreamErrorSample = fleets[key].hostErrorSample();
@@ -280,6 +302,13 @@ export async function viamFloorComparison({ ours, floor, callObject = null, prot
   out.comparison = compare(out, "ours", "floor");
   if (callObject) out.callObjectComparison = compare(out, "callObject", "floor");
   return out;
+}
+
+/** The % of one core that processes other than `servers` and this one used since the call. */
+function otherCpu(servers) {
+  const own = () => servers.reduce((sum, s) => sum + groupCpu(s).total, 0) + (process.cpuUsage().user + process.cpuUsage().system) / 1000;
+  const [busy0, own0, t0] = [machineBusyMs(), own(), performance.now()];
+  return () => round(((machineBusyMs() - busy0 - (own() - own0)) / (performance.now() - t0)) * 100, 0);
 }
 
 const over = (a, b) => (typeof a === "number" && typeof b === "number" && b !== 0 ? round(a / b, 2) : null);
@@ -347,5 +376,6 @@ export function viamFloorTable(r) {
     table(["metric", "this Worker (wrangler dev)", "Viam-shaped floor (wrangler dev)", "ours/floor", ...(x ? ["experiment: floor + object per call", "experiment/floor"] : [])], rows) +
     `\n\nSame client for both: goutils' 2-answerer loop per machine; callers Call → answer → candidate → CallUpdate(done) → cancel. The legs are read on the clients' clocks (one process).` +
     (x ? `\nThe experiment is the floor routed as this Worker's spine routes a call (a new object per call, the host's object asked by RPC, the answerer's second socket to the call's object), with nothing else of ours.` : "") +
-    (errors.length ? `\nFailed calls: ${errors.join("; ")}.` : "");
+    (errors.length ? `\nFailed calls: ${errors.join("; ")}.` : "") +
+    `\nEach phase in ${r.config.rounds} interleaved rounds; other processes on the machine used ${r.otherProcessesCpuPercent ?? "?"}% of one core meanwhile.`;
 }
