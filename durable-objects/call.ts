@@ -21,7 +21,7 @@ import { OUTBOX_RETRY_MS } from "../model/operator-limits";
 import { OperatorOutbox } from "./operator-outbox";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Result } from "../model/result";
-import { SPINE_CLOSE, type CallPush, type CallRequest, type StartCall } from "./spine-messages";
+import { SPINE_CLOSE, type CallAction, type CallPush, type CallRequest, type StartCall } from "./spine-messages";
 
 // The record is one key of the object's key-value store (SQLite-backed: one row written per put).
 // A table of its own would cost two more rows per call, in the schema, since every call is a new
@@ -158,27 +158,10 @@ export class CallObject extends HibernatingObject<Env> {
     return claimed.ok ? success(summarize(claimed.value)) : claimed;
   }
 
-  async answer(identity: string, sdp: string): Promise<Result<void>> {
-    return this.asParty("callee", identity, { type: "answer", sdp, now: Date.now() });
-  }
-
-  /** `index` (optional): the candidates this side sent before this one; a repeated index is a
-   * retried RPC and changes nothing (see CallEvent "candidate"). */
-  async candidate(side: Side, identity: string, candidate: IceCandidate, index?: number): Promise<Result<void>> {
-    return this.asParty(side, identity, { type: "candidate", from: side, candidate, now: Date.now(), index });
-  }
-
-  async done(side: Side, identity: string): Promise<Result<void>> {
-    return this.asParty(side, identity, { type: "done", from: side, now: Date.now() });
-  }
-
-  /** A party reports that the call failed on its end (Viam error stages); the other is told. */
-  async fail(side: Side, identity: string, code: Code, message: string): Promise<Result<void>> {
-    return this.asParty(side, identity, { type: "fail", from: side, code, message, now: Date.now() });
-  }
-
-  async hangup(side: Side, identity: string): Promise<Result<void>> {
-    return this.asParty(side, identity, { type: "hangup", from: side, now: Date.now() });
+  /** What `side` says to the call, for a door that follows it without a socket: the same actions,
+   * checks and rules as over a socket. */
+  async act(side: Side, identity: string, action: CallAction): Promise<Result<void>> {
+    return this.asParty(side, identity, action);
   }
 
   async summary(): Promise<Result<CallSummary>> {
@@ -393,17 +376,8 @@ export class CallObject extends HibernatingObject<Env> {
         if (side !== "caller" || this.record) return failure(Code.FailedPrecondition, "start is the caller's first request");
         if (request.call.caller.identity !== identity) return failure(Code.PermissionDenied, "the call's caller is not this socket's");
         return this.begin(this.ctx.id.name ?? crypto.randomUUID(), request.call);
-      case "answer":
-        if (side !== "callee") return failure(Code.InvalidArgument, "only the callee answers");
-        return this.asParty(side, identity, { type: "answer", sdp: request.sdp, now });
-      case "candidate":
-        return this.asParty(side, identity, { type: "candidate", from: side, candidate: request.candidate, now, index: request.index });
-      case "done":
-        return this.asParty(side, identity, { type: "done", from: side, now });
-      case "fail":
-        return this.asParty(side, identity, { type: "fail", from: side, code: request.code, message: request.message, now });
-      case "hangup":
-        return this.asParty(side, identity, { type: "hangup", from: side, now });
+      case "answer": case "candidate": case "done": case "fail": case "hangup":
+        return this.asParty(side, identity, request);
       case "tick": {
         // The door's clock reached a deadline the object gave it (`wake`): the rules decide.
         const ticked = this.apply({ type: "tick", now });
@@ -414,10 +388,11 @@ export class CallObject extends HibernatingObject<Env> {
     }
   }
 
-  private asParty(side: Side, identity: string, event: CallEvent): Result<void> {
+  private asParty(side: Side, identity: string, action: CallAction): Result<void> {
+    if (action.op === "answer" && side !== "callee") return failure(Code.InvalidArgument, "only the callee answers");
     const allowed = this.checkParty(side, identity);
     if (!allowed.ok) return allowed;
-    const done = this.apply(event);
+    const done = this.apply(eventOf(side, action, Date.now()));
     return done.ok ? success(undefined) : done;
   }
 
@@ -611,6 +586,17 @@ export class CallObject extends HibernatingObject<Env> {
 function joinTimes(record: CallRecord): Partial<Record<Side, number>> {
   const claimed = record.history.find((h) => h.status === "claimed")?.at;
   return { caller: record.call.createdAt, ...(claimed !== undefined ? { callee: claimed } : {}) };
+}
+
+/** A party's action as an event of the call's rules. */
+function eventOf(from: Side, action: CallAction, now: number): CallEvent {
+  switch (action.op) {
+    case "answer": return { type: "answer", sdp: action.sdp, now };
+    case "candidate": return { type: "candidate", from, candidate: action.candidate, now, index: action.index };
+    case "done": return { type: "done", from, now };
+    case "fail": return { type: "fail", from, code: action.code, message: action.message, now };
+    case "hangup": return { type: "hangup", from, now };
+  }
 }
 
 /** The state a presence event leads to (such events cannot fail on an existing call). */

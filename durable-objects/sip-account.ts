@@ -372,7 +372,7 @@ export class SipAccount extends DurableObject<Env> {
           return;
         }
         const watched = await call.watch(account);
-        await call.done("caller", account);
+        await call.act("caller", account, { op: "done" });
         if (watched.ok) await this.followCall(watched.value);
         return;
       }
@@ -383,9 +383,9 @@ export class SipAccount extends DurableObject<Env> {
         // Not claimed: taken through another door, or ended; its notification settles the state.
         if (!claimed.ok) return;
         await this.openLeg(effect.callId, claimed.value.caller.identity, false, 0);
-        const answered = await call.answer(account, "");
+        const answered = await call.act("callee", account, { op: "answer", sdp: "" });
         if (!answered.ok) return;
-        await call.done("callee", account);
+        await call.act("callee", account, { op: "done" });
         await this.run({ type: "connected", callId: effect.callId, now: Date.now() });
         return;
       }
@@ -396,8 +396,8 @@ export class SipAccount extends DurableObject<Env> {
           await this.env.HOSTS.getByName(account).ack(effect.callId);
         }
         const ended = effect.code === null
-          ? await call.hangup(effect.side, account)
-          : await call.fail(effect.side, account, effect.code, effect.reason);
+          ? await call.act(effect.side, account, { op: "hangup" })
+          : await call.act(effect.side, account, { op: "fail", code: effect.code, message: effect.reason });
         if (!ended.ok && ended.code !== Code.FailedPrecondition) {
           console.warn("sip account could not end its call", { callId: effect.callId, message: ended.message });
         }
@@ -473,9 +473,9 @@ export class SipAccount extends DurableObject<Env> {
     const claimed = await stub.claim({ identity: call.peer, door: "audio" });
     if (!claimed.ok) return;
     await this.env.HOSTS.getByName(call.peer).ack(call.id);
-    const answered = await stub.answer(call.peer, "");
+    const answered = await stub.act("callee", call.peer, { op: "answer", sdp: "" });
     if (!answered.ok) return;
-    await stub.done("callee", call.peer);
+    await stub.act("callee", call.peer, { op: "done" });
     await this.run({ type: "connected", callId: call.id, now: Date.now() });
   }
 
@@ -483,8 +483,8 @@ export class SipAccount extends DurableObject<Env> {
     const call = this.state?.call;
     if (!call || call.id !== leg.callId || call.phase !== "ringing") return;
     const reason = `${call.peer} declined the call`;
-    await this.env.CALLS.getByName(call.id).fail(call.direction === "outgoing" ? "caller" : "callee",
-      this.state!.account, Code.Unavailable, reason);
+    await this.env.CALLS.getByName(call.id).act(call.direction === "outgoing" ? "caller" : "callee", this.state!.account,
+      { op: "fail", code: Code.Unavailable, message: reason });
     await this.run({ type: "ended", callId: call.id, failed: true, reason, now: Date.now() });
   }
 
@@ -495,7 +495,7 @@ export class SipAccount extends DurableObject<Env> {
     const call = this.state?.call;
     if (!call || call.id !== leg.callId || call.phase !== "connected") return;
     const farSide = call.direction === "outgoing" ? "callee" : "caller";
-    await this.env.CALLS.getByName(call.id).hangup(farSide, call.peer);
+    await this.env.CALLS.getByName(call.id).act(farSide, call.peer, { op: "hangup" });
     await this.run({ type: "ended", callId: call.id, failed: false, reason: `${call.peer} left the call's audio`, now: Date.now() });
   }
 

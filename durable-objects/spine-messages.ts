@@ -18,15 +18,21 @@ export type CallPush =
   | { reply: number; ok: true }
   | { reply: number; ok: false; code: Code; message: string };
 
+/** What a party says to its call: over its socket, or by RPC (`CallObject.act`) from a door that
+ * follows the call without one (Viam CallUpdate, a SIP account, the HTTP hang-up). */
+export type CallAction =
+  | { op: "answer"; sdp: string }
+  /** `index`: the candidates this side sent before this one, so a resent one is applied once. */
+  | { op: "candidate"; candidate: IceCandidate; index?: number }
+  | { op: "done" }
+  | { op: "fail"; code: Code; message: string }
+  | { op: "hangup" };
+
 /** Door → object on a call socket: what the side says, each answered by a `reply`. */
 export type CallRequest = { id: number } & (
   /** The caller's first request: create the call (its id is the object's name) and ring its host. */
   | { op: "start"; call: StartCall }
-  | { op: "answer"; sdp: string }
-  | { op: "candidate"; candidate: IceCandidate; index: number }
-  | { op: "done" }
-  | { op: "fail"; code: Code; message: string }
-  | { op: "hangup" }
+  | CallAction
   /** The door's clock reached the `wake` time the object gave it. */
   | { op: "tick" });
 

@@ -24,7 +24,7 @@ const ice = (n: number) => ({ candidate: `candidate:${n}`, sdpMid: "0", sdpMLine
 describe("call object", () => {
   it("hands the offer to the claimed callee, then the caller's candidates in order", async () => {
     const { id, host, call } = await claimedCall();
-    for (let i = 0; i < 3; i++) await call.candidate("caller", "alice", ice(i));
+    for (let i = 0; i < 3; i++) await call.act("caller", "alice", { op: "candidate", candidate: ice(i) });
     const callee = await followCall(id, "callee", host);
     expect((await callee.signals(4)).map((s) => s.signal)).toEqual([
       expect.objectContaining({ kind: "offer", sdp: "offer" }),
@@ -36,12 +36,12 @@ describe("call object", () => {
 
   it("gives each signal exactly once to a reader that resumes from its cursor", async () => {
     const { id, host, call } = await claimedCall();
-    await call.candidate("caller", "alice", ice(1));
+    await call.act("caller", "alice", { op: "candidate", candidate: ice(1) });
     const first = await followCall(id, "callee", host);
     const cursor = (await first.signals(2)).at(-1)!.seq + 1;
     first.close();
-    await call.candidate("caller", "alice", ice(2));
-    await call.candidate("caller", "alice", ice(3));
+    await call.act("caller", "alice", { op: "candidate", candidate: ice(2) });
+    await call.act("caller", "alice", { op: "candidate", candidate: ice(3) });
     const second = await followCall(id, "callee", host, cursor);
     expect((await second.signals(2)).map((s) => s.signal)).toEqual([
       { kind: "candidate", candidate: ice(2) }, { kind: "candidate", candidate: ice(3) },
@@ -56,26 +56,26 @@ describe("call object", () => {
 
   it("refuses a second answer and an answer from someone else", async () => {
     const { host, call } = await claimedCall();
-    expect((await call.answer(host, "answer")).ok).toBe(true);
-    expect(await call.answer(host, "answer-2")).toMatchObject({ ok: false, code: Code.FailedPrecondition });
-    expect(await call.answer("mallory", "answer")).toMatchObject({ ok: false, code: Code.PermissionDenied });
+    expect((await call.act("callee", host, { op: "answer", sdp: "answer" })).ok).toBe(true);
+    expect(await call.act("callee", host, { op: "answer", sdp: "answer-2" })).toMatchObject({ ok: false, code: Code.FailedPrecondition });
+    expect(await call.act("callee", "mallory", { op: "answer", sdp: "answer" })).toMatchObject({ ok: false, code: Code.PermissionDenied });
   });
 
   it("bounds the signals queued for a side with resource_exhausted", async () => {
     const { host, call } = await claimedCall();
-    await call.answer(host, "answer");
+    await call.act("callee", host, { op: "answer", sdp: "answer" });
     // The offer already waits for the callee; fill the rest of its queue with candidates.
     for (let i = 1; i < MAX_QUEUED_SIGNALS; i++) {
-      const r = await call.candidate("caller", "alice", ice(i));
+      const r = await call.act("caller", "alice", { op: "candidate", candidate: ice(i) });
       if (!r.ok) throw new Error(`candidate ${i}: ${r.message}`);
     }
-    expect(await call.candidate("caller", "alice", ice(0))).toMatchObject({ ok: false, code: Code.ResourceExhausted });
+    expect(await call.act("caller", "alice", { op: "candidate", candidate: ice(0) })).toMatchObject({ ok: false, code: Code.ResourceExhausted });
   });
 
   it("ends the call and tells the caller when queued signals expire uncollected", async () => {
     const { id, host, call: original } = await claimedCall();
-    await original.answer(host, "answer");
-    await original.candidate("caller", "alice", ice(7));
+    await original.act("callee", host, { op: "answer", sdp: "answer" });
+    await original.act("caller", "alice", { op: "candidate", candidate: ice(7) });
     // SIGNAL_TTL_MS later: the callee's backlog was queued long ago.
     const call = await editStoredCall(id, (record) => {
       for (const s of record.backlog.callee) s.at = 0;
@@ -93,7 +93,7 @@ describe("call object", () => {
 
   it("deletes a finished call's record after the retention period", async () => {
     const { id, call } = await claimedCall();
-    await call.hangup("caller", "alice");
+    await call.act("caller", "alice", { op: "hangup" });
     // Move the end back past the retention period; a fresh instance sees the aged record.
     const fresh = await editStoredCall(id, (record) => { record.call.end.at -= CALL_RETENTION_MS + 1; });
     expect(await runDurableObjectAlarm(fresh)).toBe(true);

@@ -183,7 +183,7 @@ export async function answeredCallObject() {
   const call = env.CALLS.getByName(id);
   await call.start(id, { host, caller: { identity: "alice", door: "viam" }, sdp: "offer", disableTrickle: false, deadline: Date.now() + 10_000 });
   await call.claim({ identity: host, door: "voice" });
-  await call.answer(host, "answer");
+  await call.act("callee", host, { op: "answer", sdp: "answer" });
   return { host, id, call };
 }
 

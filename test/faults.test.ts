@@ -140,12 +140,12 @@ describe("a call object reset mid-exchange", () => {
 
   it("keeps queued signals across an eviction: a reader resuming from its cursor gets each exactly once, in order", async () => {
     const { host, id, call } = await answeredCallObject();
-    for (let i = 0; i < 5; i++) await call.candidate("caller", "alice", { candidate: candidateLine(i) });
+    for (let i = 0; i < 5; i++) await call.act("caller", "alice", { op: "candidate", candidate: { candidate: candidateLine(i) } });
     const reader = await followCall(id, "callee", host);
     const first = await reader.signals(6); // the offer, then five candidates
     const cursor = first.at(-1)!.seq + 1;
     reader.close();
-    for (let i = 5; i < 10; i++) await call.candidate("caller", "alice", { candidate: candidateLine(i) });
+    for (let i = 5; i < 10; i++) await call.act("caller", "alice", { op: "candidate", candidate: { candidate: candidateLine(i) } });
 
     await evictDurableObject(call);
     const again = await (await followCall(id, "callee", host, cursor)).signals(5);
@@ -157,11 +157,11 @@ describe("a call object reset mid-exchange", () => {
   it("applies a candidate that a door retries after a reset only once", async () => {
     const { host, id, call } = await answeredCallObject();
     // The first attempt was applied, then the object was reset before the door heard back.
-    expect((await call.candidate("callee", host, { candidate: candidateLine(0) }, 0)).ok).toBe(true);
+    expect((await call.act("callee", host, { op: "candidate", candidate: { candidate: candidateLine(0) }, index: 0 })).ok).toBe(true);
     await abortAllDurableObjects();
     const fresh = env.CALLS.getByName(id);
-    expect((await fresh.candidate("callee", host, { candidate: candidateLine(0) }, 0)).ok).toBe(true);
-    expect((await fresh.answer(host, "answer")).ok).toBe(true);
+    expect((await fresh.act("callee", host, { op: "candidate", candidate: { candidate: candidateLine(0) }, index: 0 })).ok).toBe(true);
+    expect((await fresh.act("callee", host, { op: "answer", sdp: "answer" })).ok).toBe(true);
     const caller = await followCall(id, "caller", "alice");
     expect((await caller.signals(2)).map((s) => s.signal.kind)).toEqual(["answer", "candidate"]);
   });
@@ -307,7 +307,7 @@ describe("dead peers are detected within a stated bound", () => {
     const uuid = (await handed)!;
     const stub = env.CALLS.getByName(uuid);
     await stub.claim({ identity: callee, door: "voice" });
-    await stub.answer(callee, "answer");
+    await stub.act("callee", callee, { op: "answer", sdp: "answer" });
     expect((await answered)?.stage.case).toBe("init");
     await call.client.callUpdate({ uuid, update: { case: "candidate", value: viamCandidate(1) } });
 

@@ -71,12 +71,12 @@ describe("per-call bounds", () => {
     // is never what stops it.
     await followCall(id, "callee", host);
     for (let i = 0; i < MAX_CANDIDATES_PER_SIDE; i++) {
-      const sent = await call.candidate("caller", "alice", { candidate: candidateLine(i) });
+      const sent = await call.act("caller", "alice", { op: "candidate", candidate: { candidate: candidateLine(i) } });
       if (!sent.ok) throw new Error(`candidate ${i}: ${sent.message}`);
     }
-    expect(await call.candidate("caller", "alice", { candidate: candidateLine(999) })).toMatchObject({ ok: false, code: Code.ResourceExhausted });
+    expect(await call.act("caller", "alice", { op: "candidate", candidate: { candidate: candidateLine(999) } })).toMatchObject({ ok: false, code: Code.ResourceExhausted });
     // The other side has a budget of its own.
-    expect((await call.candidate("callee", host, { candidate: candidateLine(1) })).ok).toBe(true);
+    expect((await call.act("callee", host, { op: "candidate", candidate: { candidate: candidateLine(1) } })).ok).toBe(true);
   });
 
   it(`refuses call ${MAX_PENDING_CALLS_PER_HOST + 1} waiting for one host with resource_exhausted`, async () => {

@@ -31,7 +31,7 @@ export async function hangUpCall(c: CallContext): Promise<Response> {
   const party = await partyOf(c);
   if (!party.ok) return httpError(c, party);
   const { call, side, identity } = party.value;
-  const ended = await callStub(c.env, call.id).hangup(side, identity);
+  const ended = await callStub(c.env, call.id).act(side, identity, { op: "hangup" });
   if (!ended.ok) return httpError(c, ended);
   return c.body(null, 204);
 }

@@ -147,15 +147,15 @@ export function viamSignaling(router: ConnectRouter): void {
       const call = callStub(env, callIdOf(req.uuid));
       switch (req.update.case) {
         case "candidate":
-          orThrow(await call.candidate("caller", identity, iceFromWire(req.update.value)));
+          orThrow(await call.act("caller", identity, { op: "candidate", candidate: iceFromWire(req.update.value) }));
           break;
         case "done":
           // Accepted after the Call stream ended too: the SDK sends done late.
-          if (req.update.value) orThrow(await call.done("caller", identity));
+          if (req.update.value) orThrow(await call.act("caller", identity, { op: "done" }));
           break;
         case "error":
-          orThrow(await call.fail("caller", identity, (req.update.value.code || Code.Unknown) as Code,
-            req.update.value.message || "caller failed"));
+          orThrow(await call.act("caller", identity, { op: "fail", code: (req.update.value.code || Code.Unknown) as Code,
+            message: req.update.value.message || "caller failed" }));
           break;
         default:
           throw new ConnectError("update is required (candidate, done or error)", Code.InvalidArgument);
