@@ -44,8 +44,8 @@
 // BENCH_MACHINES_STEP_S (3) per step, BENCH_VIAMFLOOR_CALLS (300) calls one at a time per server
 // in the Viam-shaped floor comparison, BENCH_VIAMFLOOR_STEPS ("40") calls in flight per throughput
 // step there, BENCH_VIAMFLOOR_STEP_S (6) per step and system, BENCH_VIAMFLOOR_ROUNDS (3) interleaved rounds
-// each phase is split into (every system in turn in each), BENCH_VIAMFLOOR_EXPERIMENT ("0": without the
-// floor + object per call experiment), BENCH_IDLE_ANSWERERS (100) waiting answerers per door in the
+// each phase is split into (every system in turn in each), BENCH_VIAMFLOOR_EXPERIMENTS
+// ("callObject,offerFirst"; "" for none: the floor-shaped experiments, viam-floor-bench.mjs EXPERIMENTS), BENCH_IDLE_ANSWERERS (100) waiting answerers per door in the
 // idle part, BENCH_IDLE_S (60) its idle window, BENCH_ONLY ("signaling", "peerjs", "machines",
 // "viamfloor", "idle" or "audio", or several comma-separated; default all), BENCH_OUT (bench/results.json),
 // BENCH_REF (a commit to build the Worker from instead of the working tree, e.g. HEAD; resolved
@@ -60,7 +60,7 @@ import { audioLatency, audioPingFloor, audioRamp, audioThroughput, baselineAudio
 import { floorTable, peerjsTable, runPeerjsComparison } from "./peerjs-bench.mjs";
 import { idleAnswerers, idleTable } from "./idle-bench.mjs";
 import { machinesTable, machinesThroughput } from "./machines-bench.mjs";
-import { startViamFloor, viamFloorComparison, viamFloorTable } from "./viam-floor-bench.mjs";
+import { EXPERIMENTS, startViamFloor, viamFloorComparison, viamFloorTable } from "./viam-floor-bench.mjs";
 import { groupCpu, killAllNow, machineBusyMs, settle, sourceOf, startBaseline, startWrangler, stop, stopServersOnExit } from "./processes.mjs";
 import { loadProtos } from "./protos.mjs";
 import { comparisonTable, log, machine, show, table } from "./report.mjs";
@@ -94,6 +94,7 @@ const config = {
     steps: counts("BENCH_VIAMFLOOR_STEPS", "40"),
     stepSeconds: positive("BENCH_VIAMFLOOR_STEP_S", 6),
     rounds: positive("BENCH_VIAMFLOOR_ROUNDS", 3),
+    experiments: (env.BENCH_VIAMFLOOR_EXPERIMENTS ?? "callObject,offerFirst").split(",").map((k) => k.trim()).filter(Boolean),
   },
   machines: {
     steps: counts("BENCH_MACHINES_STEPS", "20,40,80,160"),
@@ -107,6 +108,7 @@ const config = {
 const PARTS = ["signaling", "peerjs", "viamfloor", "machines", "idle", "audio"];
 const parts = new Set(config.only === "all" ? PARTS : config.only.split(",").map((p) => p.trim()));
 for (const p of parts) if (!PARTS.includes(p)) throw new Error(`BENCH_ONLY: unknown part "${p}" (known: ${PARTS.join(", ")})`);
+for (const k of config.viamFloor.experiments) if (!EXPERIMENTS[k]) throw new Error(`BENCH_VIAMFLOOR_EXPERIMENTS: unknown "${k}" (known: ${Object.keys(EXPERIMENTS).join(", ")})`);
 const OUT = resolve(env.BENCH_OUT ?? join(ROOT, "bench/results.json"));
 const AUTH_SECRET = "bench-secret";
 const startedAt = performance.now();
@@ -278,14 +280,16 @@ async function main() {
     if (parts.has("viamfloor")) {
       await aside(async () => {
         log("starting the Viam-shaped floor (bench/viam-floor/worker.js) on its own wrangler dev");
-        // The experiment beside it (BENCH_VIAMFLOOR_EXPERIMENT=0: without): the floor routed as the
-        // spine routes a call, through a new object per call, which says what that routing costs.
-        const [floor, callObject] = await Promise.all([startViamFloor(AUTH_SECRET),
-          env.BENCH_VIAMFLOOR_EXPERIMENT === "0" ? null : startViamFloor(AUTH_SECRET, { name: "wrangler dev (floor + object per call)", shape: "call-object" })]);
+        // The experiments beside it (viam-floor-bench.mjs EXPERIMENTS): the floor routed as the spine
+        // routes a call, through a new object per call, and the same with the offer handed out first,
+        // which say what that routing costs and what of it one change would win back.
+        const [floor, ...experiments] = await Promise.all([startViamFloor(AUTH_SECRET),
+          ...config.viamFloor.experiments.map((key) => startViamFloor(AUTH_SECRET, { name: `wrangler dev (${EXPERIMENTS[key].label})`, shape: EXPERIMENTS[key].shapeVar }))]);
         try {
-          results.viamFloor = await viamFloorComparison({ ours: worker, floor, callObject, protos, secret: AUTH_SECRET, cpuOf, ...config.viamFloor });
+          results.viamFloor = await viamFloorComparison({ ours: worker, floor, protos, secret: AUTH_SECRET, cpuOf, ...config.viamFloor,
+            experiments: Object.fromEntries(config.viamFloor.experiments.map((key, i) => [key, experiments[i]])) });
         } finally {
-          await Promise.all([floor, callObject].filter(Boolean).map((s) => stop(s)));
+          await Promise.all([floor, ...experiments].map((s) => stop(s)));
         }
       });
       console.log(viamFloorTable(results.viamFloor));

@@ -238,15 +238,15 @@ function throughputSummary(acc, inFlight) {
  * Runs the comparison on `ours` and `floor` (processes.mjs startWrangler / startViamFloor, both up).
  * `cpuOf(server)` reads a server's CPU. Returns the results; viamFloorTable(results) prints them.
  */
-export async function viamFloorComparison({ ours, floor, callObject = null, protos, secret, cpuOf, machines = 20, calls = 300, steps = [40], stepSeconds = 5, rounds = 3, healthzRequests = 300 }) {
-  const systems = [["ours", ours], ["floor", floor], ...(callObject ? [["callObject", callObject]] : [])];
+export async function viamFloorComparison({ ours, floor, experiments = {}, protos, secret, cpuOf, machines = 20, calls = 300, steps = [40], stepSeconds = 5, rounds = 3, healthzRequests = 300 }) {
+  const systems = [["ours", ours], ["floor", floor], ...Object.entries(experiments).filter(([key]) => EXPERIMENTS[key])];
   const out = {
     measuredPath: "20 machines × 2 Viam Answer streams (goutils' answerer: init, one candidate update, done; a fresh stream once the call's stream ends) and callers as goutils' dialer (Call → answer → first candidate → CallUpdate(done) → cancel the Call), Connect protocol over HTTP/1.1; latency: one call at a time; throughput: `inFlight` calls at a time",
     floorShape: "bench/viam-floor/worker.js: bare Worker + one Durable Object per host; one HTTP request per Call and per held Answer stream, each with a hibernatable WebSocket to the host's object; AnswerResponse init/update bytes forwarded as CallResponse bytes; hand-written Connect envelopes; no auth, no storage, no per-call object",
     interleaving: "each phase runs in `rounds` rounds, every system in turn in each (ours, floor, experiment), so load from other processes on the machine falls on all alike; figures are over all rounds",
     config: { machines, answerersPerMachine: ANSWERERS_PER_MACHINE, calls, steps, stepSeconds, rounds, healthzRequests, callerIdentities: CALLER_IDENTITIES },
-    ...(callObject && { callObjectShape: "the experiment: the floor with this Worker's routing (SHAPE=call-object in bench/viam-floor/worker.js): the Call's socket goes to a new object per call, which asks the host's object for an answerer by RPC; the answerer's Worker opens a second socket, to the call's object; CallUpdate goes to the call's object. Still no auth, storage or Connect library" }),
-    ours: { throughput: [] }, floor: { throughput: [] }, ...(callObject && { callObject: { throughput: [] } }),
+    experiments: Object.fromEntries(systems.slice(2).map(([key]) => [key, EXPERIMENTS[key]])),
+    ...Object.fromEntries(systems.map(([key]) => [key, { throughput: [] }])),
   };
   const fleets = {};
   const quiet = async () => {
@@ -300,7 +300,7 @@ export async function viamFloorComparison({ ours, floor, callObject = null, prot
     log(`  ${key}: GET /healthz median ${r.median} ms, p99 ${r.p99} ms, CPU ms ${r.serverCpuMsPerRequest}`);
   }
   out.comparison = compare(out, "ours", "floor");
-  if (callObject) out.callObjectComparison = compare(out, "callObject", "floor");
+  out.experimentComparisons = Object.fromEntries(systems.slice(2).map(([key]) => [key, compare(out, key, "floor")]));
   return out;
 }
 
@@ -310,6 +310,18 @@ function otherCpu(servers) {
   const [busy0, own0, t0] = [machineBusyMs(), own(), performance.now()];
   return () => round(((machineBusyMs() - busy0 - (own() - own0)) / (performance.now() - t0)) * 100, 0);
 }
+
+/** The floor-shaped experiments (bench/viam-floor/worker.js SHAPE): the floor with one trait of ours each. */
+export const EXPERIMENTS = {
+  callObject: {
+    label: "floor + object per call", shapeVar: "call-object",
+    shape: "the floor routed as this Worker's spine routes a call: the Call's socket goes to a new object per call, which asks the host's object for an answerer by RPC; the answerer's Worker opens a second socket, to the call's object, which then sends the offer; CallUpdate goes to the call's object. No auth, storage or Connect library",
+  },
+  offerFirst: {
+    label: "object per call, offer handed out first", shapeVar: "call-object-offer-first",
+    shape: "as the object-per-call experiment, but the call's object passes the offer in the RPC that rings the host's object, which pushes it down the answerer's socket: the machine gets the offer while its Worker opens the socket to the call's object in parallel",
+  },
+};
 
 const over = (a, b) => (typeof a === "number" && typeof b === "number" && b !== 0 ? round(a / b, 2) : null);
 
@@ -343,13 +355,14 @@ function sumErrors(side) {
 
 export function viamFloorTable(r) {
   const c = r.comparison;
-  const x = r.callObjectComparison;
-  // The experiment's column: its figure and its ratio to the floor, found by the same path in its comparison.
-  const pathOf = new Map();
-  const walk = (o, y, path = []) => { if (o && typeof o === "object") for (const k of Object.keys(o)) { if (o[k] && "ours" in o[k] && "floor" in o[k]) pathOf.set(o[k], y?.[k]); else walk(o[k], y?.[k], [...path, k]); } };
-  walk(c, x);
+  const xs = Object.entries(r.experimentComparisons ?? {});
+  // An experiment's columns: its figure and its ratio to the floor, found by the same path in its comparison.
+  const paths = new Map();
+  const walk = (o, path = []) => { if (o && typeof o === "object") for (const k of Object.keys(o)) { if (o[k] && "ours" in o[k] && "floor" in o[k]) paths.set(o[k], [...path, k]); else walk(o[k], [...path, k]); } };
+  walk(c);
+  const at = (x, p) => paths.get(p)?.reduce((o, k) => o?.[k], x);
   const row = (what, p, digits = 2) => [what, show(p.ours, digits), show(p.floor, digits), ratio(p.ours, p.floor),
-    ...(x ? [show(pathOf.get(p)?.ours, digits), ratio(pathOf.get(p)?.ours, p.floor)] : [])];
+    ...xs.flatMap(([, x]) => [show(at(x, p)?.ours, digits), ratio(at(x, p)?.ours, p.floor)])];
   const inFlight = c.setupsPerSec.inFlight.ours === c.setupsPerSec.inFlight.floor ? c.setupsPerSec.inFlight.ours : `${c.setupsPerSec.inFlight.ours} / ${c.setupsPerSec.inFlight.floor}`;
   const rows = [
     row(`Call → answer → first candidate, one at a time (${r.ours.latency?.callToCandidateMs.n} / ${r.floor.latency?.callToCandidateMs.n} calls): median ms`, c.callToCandidateMedianMs),
@@ -363,19 +376,19 @@ export function viamFloorTable(r) {
     row("server CPU ms per setup (all processes)", c.serverCpuMsPerSetup),
     ...Object.entries(c.serverCpuMsPerSetupByProcess).map(([role, p]) => row(`  ${role}`, p)),
     row("client CPU ms per setup (the bench's own Node process, same client code)", c.clientCpuMsPerSetup),
-    [`failed calls (all phases)`, show(c.failedCalls.ours, 0), show(c.failedCalls.floor, 0), "", ...(x ? [show(x.failedCalls.ours, 0), ""] : [])],
+    [`failed calls (all phases)`, show(c.failedCalls.ours, 0), show(c.failedCalls.floor, 0), "", ...xs.flatMap(([, x]) => [show(x.failedCalls.ours, 0), ""])],
     row(`one plain GET /healthz through the Worker (${r.config.healthzRequests} in a row): median ms`, c.healthzMedianMs, 3),
     row("  server CPU ms per GET /healthz", c.healthzCpuMs),
   ];
-  const errors = ["ours", "floor", ...(x ? ["callObject"] : [])].flatMap((k) => {
+  const errors = ["ours", "floor", ...xs.map(([k]) => k)].flatMap((k) => {
     const t = r[k].throughput.flatMap((s) => Object.entries(s.errors).map(([e, n]) => `${e} ${n} at ${s.inFlight} in flight`));
     const l = Object.entries(r[k].latency?.errors ?? {}).map(([e, n]) => `${e} ${n} one at a time`);
     return t.length || l.length ? [`${k}: ${[...l, ...t].join(", ")} (first: ${r[k].latency?.firstError ?? r[k].throughput.find((s) => s.firstError)?.firstError})`] : [];
   });
   return `\n### The Viam exchange against the Viam-shaped floor (bare Worker + one Durable Object per host, Connect framing by hand)\n\n` +
-    table(["metric", "this Worker (wrangler dev)", "Viam-shaped floor (wrangler dev)", "ours/floor", ...(x ? ["experiment: floor + object per call", "experiment/floor"] : [])], rows) +
-    `\n\nSame client for both: goutils' 2-answerer loop per machine; callers Call → answer → candidate → CallUpdate(done) → cancel. The legs are read on the clients' clocks (one process).` +
-    (x ? `\nThe experiment is the floor routed as this Worker's spine routes a call (a new object per call, the host's object asked by RPC, the answerer's second socket to the call's object), with nothing else of ours.` : "") +
+    table(["metric", "this Worker (wrangler dev)", "Viam-shaped floor (wrangler dev)", "ours/floor", ...xs.flatMap(([k]) => [`experiment: ${EXPERIMENTS[k].label}`, "/floor"])], rows) +
+    `\n\nSame client for all: goutils' 2-answerer loop per machine; callers Call → answer → candidate → CallUpdate(done) → cancel. The legs are read on the clients' clocks (one process).` +
+    xs.map(([k]) => `\nExperiment "${EXPERIMENTS[k].label}": ${EXPERIMENTS[k].shape}.`).join("") +
     (errors.length ? `\nFailed calls: ${errors.join("; ")}.` : "") +
     `\nEach phase in ${r.config.rounds} interleaved rounds; other processes on the machine used ${r.otherProcessesCpuPercent ?? "?"}% of one core meanwhile.`;
 }

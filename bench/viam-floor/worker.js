@@ -21,6 +21,11 @@
 // call out (an RPC); the answerer's Worker, told the call id on its host socket, opens a second
 // socket, to the call's object, and the exchange then runs there. Still no auth, no storage, no
 // Connect library: the difference to the floor is the object per call and its hops.
+// SHAPE = "call-object-offer-first" is the same with the offer handed out with the call: the call's
+// object gives it to the host's object in the RPC that rings it, the host's object pushes it down
+// the answerer's socket, and the answerer's Worker writes it to the machine at once while it opens
+// its socket to the call's object (the claim) in parallel. It measures what the claim's round trip
+// before the offer costs.
 import { DurableObject } from "cloudflare:workers";
 
 const SERVICE = "/proto.rpc.webrtc.v1.SignalingService/";
@@ -158,11 +163,12 @@ export class Host extends DurableObject {
     return forwardUpdate(uuid && this.answererOf(new TextDecoder().decode(uuid)), fields);
   }
 
-  /** SHAPE = "call-object": the call's object asks for an answerer; its id goes down the socket. */
-  async enqueue(call) {
+  /** SHAPE = "call-object…": the call's object asks for an answerer; the call's id goes down the
+   * socket, or with "call-object-offer-first" the offer itself (its AnswerRequest bytes). */
+  async enqueue(call, offer) {
     const idle = this.ctx.getWebSockets("answerer").find((a) => a.deserializeAttachment()?.call === null);
-    if (idle) this.hand(idle, call, call);
-    else this.queued.set(call, call);
+    if (idle) this.hand(idle, call, offer ?? call);
+    else this.queued.set(call, offer ?? call);
   }
 
   webSocketClose(ws, code, reason) {
@@ -198,7 +204,7 @@ export class CallRoom extends DurableObject {
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [role]);
     if (role === "caller") server.serializeAttachment({ host: url.searchParams.get("host"), call: url.searchParams.get("call") });
-    else if (this.offer) server.send(this.offer); // the callee: the offer, at once
+    else if (this.offer && this.env.SHAPE !== "call-object-offer-first") server.send(this.offer); // the callee: the offer, at once
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -207,7 +213,7 @@ export class CallRoom extends DurableObject {
     if (role === "caller") {
       this.offer = message;
       const { host, call } = ws.deserializeAttachment();
-      await this.env.HOST.getByName(host).enqueue(call);
+      await this.env.HOST.getByName(host).enqueue(call, this.env.SHAPE === "call-object-offer-first" ? message : undefined);
       return;
     }
     const caller = this.ctx.getWebSockets("caller")[0];
@@ -260,12 +266,14 @@ function streamOut(request) {
   });
   return {
     response: new Response(readable, { headers: { "content-type": STREAM_TYPE } }),
-    follow(ws, onText) {
+    follow(ws, onText, onBinary) {
       sockets.push(ws);
       ws.addEventListener("message", (e) => {
         if (!open) return;
-        if (typeof e.data !== "string") void writer.write(envelope(0, new Uint8Array(e.data))).catch(() => undefined);
-        else if (!onText?.(e.data)) end(e.data === "end" ? null : JSON.parse(e.data));
+        if (typeof e.data !== "string") {
+          void writer.write(envelope(0, new Uint8Array(e.data))).catch(() => undefined);
+          onBinary?.(new Uint8Array(e.data));
+        } else if (!onText?.(e.data)) end(e.data === "end" ? null : JSON.parse(e.data));
       });
       ws.addEventListener("close", () => { if (!onText) end({ code: "unavailable", message: "the object closed the stream" }); });
     },
@@ -279,7 +287,7 @@ async function call(request, env, host) {
   const sdp = fieldsOf(callRequest).find(([num]) => num === 1)?.[1];
   if (!sdp) return connectError(400, "invalid_argument", "sdp is required");
   const uuid = crypto.randomUUID();
-  const ws = env.SHAPE === "call-object"
+  const ws = env.SHAPE?.startsWith("call-object")
     ? await socketTo(env.CALL, uuid, `role=caller&call=${uuid}&host=${encodeURIComponent(host)}`)
     : await socketTo(env.HOST, host, `role=caller&call=${uuid}`);
   // AnswerRequest { uuid 1, init 2 { sdp 1 } }: the caller's sdp bytes as they came.
@@ -295,18 +303,22 @@ async function answer(request, env, host) {
   const out = streamOut(request);
   let ws = hostWs; // where the client's AnswerResponses go
   let held = [];
+  const claim = (call) => {
+    void socketTo(env.CALL, call, "role=callee").then((callWs) => {
+      out.follow(callWs);
+      ws = callWs;
+      for (const m of held) callWs.send(m);
+      held = [];
+    });
+  };
   if (env.SHAPE === "call-object") {
     // The host's object sends the call id; the exchange then runs on a socket to the call's object.
     ws = null;
-    out.follow(hostWs, (call) => {
-      void socketTo(env.CALL, call, "role=callee").then((callWs) => {
-        out.follow(callWs);
-        ws = callWs;
-        for (const m of held) callWs.send(m);
-        held = [];
-      });
-      return true;
-    });
+    out.follow(hostWs, (call) => { claim(call); return true; });
+  } else if (env.SHAPE === "call-object-offer-first") {
+    // The host's object sends the offer (written to the machine as it comes); the claim goes in parallel.
+    ws = null;
+    out.follow(hostWs, () => true, (offer) => claim(new TextDecoder().decode(fieldsOf(offer).find(([num]) => num === 1)[1])));
   } else {
     out.follow(hostWs);
   }
@@ -323,7 +335,7 @@ async function answer(request, env, host) {
 /** CallUpdate (unary, Connect: the body is the bare CallUpdateRequest). */
 async function callUpdate(request, env, host) {
   const body = new Uint8Array(await request.arrayBuffer());
-  if (env.SHAPE === "call-object") {
+  if (env.SHAPE?.startsWith("call-object")) {
     const uuid = fieldsOf(body).find(([num]) => num === 1)?.[1];
     if (uuid) await env.CALL.getByName(new TextDecoder().decode(uuid)).update(body);
   } else {
