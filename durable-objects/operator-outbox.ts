@@ -71,10 +71,17 @@ export class OperatorOutbox {
     if (events.length) this.waiting = true;
   }
 
-  /** Sends every waiting row to its consumers and deletes it; one send at a time. Throws when a
-   * consumer could not take them (they stay for the next try). */
+  /** Sends every waiting row to its consumers and deletes it; one send at a time, and rows written
+   * while one runs go in the next, at once. Throws when a consumer could not take them (they stay
+   * for the next try). */
   flush(): Promise<void> {
-    this.sending ??= this.send().finally(() => { this.sending = undefined; });
+    this.sending ??= (async () => {
+      try {
+        do await this.send(); while (this.waiting);
+      } finally {
+        this.sending = undefined;
+      }
+    })();
     return this.sending;
   }
 
