@@ -23,136 +23,34 @@
 // - A rejoin (same identity again, or one that left moments ago) is paired only
 //   LIVEKIT_RESTART_SETTLE_MS after its join, to stay clear of a livekit-client race (see
 //   `pairUnpaired`).
+//
+// The rules are spread by responsibility: the state, events and effects (livekit-state.ts), the
+// wire messages built from them (livekit-messages.ts), pairing (livekit-pairing.ts) and what a
+// participant publishes (livekit-tracks.ts); this file holds `step`, membership and the dispatch of
+// signal requests.
 import { create } from "@bufbuild/protobuf";
+import { DisconnectReason, ParticipantInfo_State } from "../proto/gen/livekit_models_pb";
 import {
-  DisconnectReason, ParticipantInfo_State, ParticipantInfoSchema, ParticipantPermissionSchema, RoomSchema,
-  ServerInfoSchema, TrackInfoSchema, TrackSource, type AudioTrackFeature, type Encryption_Type, type ParticipantInfo,
-  type TrackType,
-} from "../proto/gen/livekit_models_pb";
-import {
-  ICEServerSchema, JoinResponseSchema, LeaveRequest_Action, LeaveRequestSchema,
-  ParticipantUpdateSchema, PongSchema, ReconnectResponseSchema, RequestResponse_Reason, RequestResponseSchema,
-  SessionDescriptionSchema, SignalTarget, TrackPublishedResponseSchema, TrackSubscribedSchema, TrickleRequestSchema,
-  type AddTrackRequest, type SessionDescription, type SignalRequest, type SignalResponse, type TrickleRequest,
-  type UpdateParticipantMetadata,
+  JoinResponseSchema, LeaveRequest_Action, PongSchema, ReconnectResponseSchema, RequestResponse_Reason,
+  RequestResponseSchema, type UpdateParticipantMetadata,
 } from "../proto/gen/livekit_rtc_pb";
-import type { IceServer } from "./ice-servers";
-import { mediaSections, rewriteMsid } from "../codecs/livekit-sdp";
-import type { LiveKitGrant } from "./livekit-grant";
+import { NORMAL_CLOSURE, POLICY_VIOLATION } from "./close-codes";
 import {
-  LIVEKIT_MAX_PARKED_CANDIDATES, LIVEKIT_MAX_PARTICIPANTS, LIVEKIT_MAX_TRACKS_PER_PARTICIPANT, LIVEKIT_PEER_WAIT_MS,
-  LIVEKIT_PING_INTERVAL_S, LIVEKIT_PING_TIMEOUT_S, LIVEKIT_RESTART_SETTLE_MS, LIVEKIT_RESUME_WINDOW_MS,
+  LIVEKIT_MAX_PARTICIPANTS, LIVEKIT_PEER_WAIT_MS, LIVEKIT_PING_INTERVAL_S, LIVEKIT_PING_TIMEOUT_S,
+  LIVEKIT_RESTART_SETTLE_MS, LIVEKIT_RESUME_WINDOW_MS,
 } from "./limits";
+import { iceServer, leaveRequest, participantInfo, roomInfo, SERVER_VERSION, serverInfo, update } from "./livekit-messages";
+import { deliverParked, orphaned, pairedPeer, pairUnpaired, restartOrphans } from "./livekit-pairing";
+import {
+  close, emptyRoom, reachable, send, sessionOn, type RoomEvent, type RoomState, type RoomTransition, type Session, type Step,
+} from "./livekit-state";
+import { changed, onAddTrack, onAnswer, onOffer, onTrickle } from "./livekit-tracks";
 
-/** The livekit-server version the JoinResponse reports. livekit-client refuses a server without
- * one and allows RPC only from 1.8.0; up to 1.13.6 it publishes VP9/AV1 as one SVC encoding
- * rather than rid simulcast, which a browser receiving peer to peer decodes in full. */
-export const SERVER_VERSION = "1.9.0";
-
-/** Close codes (RFC 6455 §7.4.1) for sockets the room ends. */
-export const NORMAL_CLOSURE = 1000;
-export const POLICY_VIOLATION = 1008;
-
-export interface PublishedTrack {
-  sid: string;
-  cid: string;
-  type: TrackType;
-  source: TrackSource;
-  name: string;
-  muted: boolean;
-  width: number;
-  height: number;
-  stream: string;
-  audioFeatures: AudioTrackFeature[];
-  disableDtx: boolean;
-  disableRed: boolean;
-  stereo: boolean;
-  encryption: Encryption_Type;
-  mimeType: string;
-  /** Seen in an offer: from then on, its absence from an offer means it was unpublished
-   * (livekit-client sends no signal for an unpublish, only a new offer). */
-  announced: boolean;
-  /** The peer has answered an offer carrying it; the publisher got track_subscribed. */
-  subscribed: boolean;
-}
-
-export interface ParkedOffer {
-  sdp: string;
-  id: number;
-  /** The peer's answer with this id went back: the offer needs no delivery any more. */
-  answered: boolean;
-}
-
-export interface Session {
-  sid: string;
-  identity: string;
-  name: string;
-  metadata: string;
-  attributes: Record<string, string>;
-  grant: Pick<LiveKitGrant, "canPublish" | "canPublishSources" | "canSubscribe" | "canPublishData" | "canUpdateOwnMetadata">;
-  /** ms */
-  joinedAt: number;
-  clientProtocol: number;
-  /** ParticipantInfo.version: clients drop an update older than the last one they saw. */
-  version: number;
-  /** The full join this session's peer connections belong to (the connection that joined). */
-  epoch: string;
-  /** The socket now carrying the session; absent while it is closed. */
-  connection?: string;
-  /** The epoch of the peer its connections are paired with. */
-  peerEpoch?: string;
-  tracks: PublishedTrack[];
-  /** The latest publisher offer. */
-  offer?: ParkedOffer;
-  /** Publisher candidates gathered before there was a peer to give them to. */
-  candidates: string[];
-  /** The room asked it to rejoin (leave RECONNECT): its leave and close belong to that. */
-  restarting?: true;
-  /** ms; alone until then, it is told JOIN_FAILURE and removed. */
-  waitUntil?: number;
-  /** ms; a rejoin (restart) is paired no sooner than this: see LIVEKIT_RESTART_SETTLE_MS. */
-  settleUntil?: number;
-  /** ms; without a live socket until then (no resume, no rejoin), it is removed. */
-  goneUntil?: number;
-}
-
-export interface RoomState {
-  v: 1;
-  name: string;
-  /** RM_…; empty while nobody is in the room. */
-  sid: string;
-  /** ms */
-  createdAt: number;
-  sessions: Session[];
-  /** Identities that left lately: a join of one of them until `until` (ms) is a restart. */
-  departed: Array<{ identity: string; until: number }>;
-}
-
-export type RoomEvent =
-  /** A socket opened /rtc for a fresh join. `freshSid`/`freshRoomSid` are used when new ones are needed. */
-  | { type: "join"; connection: string; now: number; grant: LiveKitGrant; clientProtocol: number;
-    iceServers: IceServer[]; freshSid: string; freshRoomSid: string }
-  /** A socket opened /rtc with reconnect=1&sid=…: the client keeps its peer connections. */
-  | { type: "resume"; connection: string; now: number; identity: string; sid: string; iceServers: IceServer[] }
-  | { type: "request"; connection: string; now: number; request: SignalRequest["message"]; freshTrackSid: string }
-  | { type: "closed"; connection: string; now: number }
-  /** The alarm: deadlines up to `now` expire. */
-  | { type: "tick"; now: number }
-  /** An operator removes one participant, or everyone (RoomService RemoveParticipant, DeleteRoom). */
-  | { type: "remove"; now: number; identity?: string; reason: DisconnectReason };
-
-export type RoomEffect =
-  | { type: "send"; connection: string; message: SignalResponse["message"] }
-  | { type: "close"; connection: string; code: number; reason: string };
-
-export interface RoomTransition {
-  state: RoomState;
-  effects: RoomEffect[];
-}
-
-export function emptyRoom(name = ""): RoomState {
-  return { v: 1, name, sid: "", createdAt: 0, sessions: [], departed: [] };
-}
+export {
+  emptyRoom, type ParkedOffer, type PublishedTrack, type RoomEffect, type RoomEvent, type RoomState, type RoomTransition,
+  type Session,
+} from "./livekit-state";
+export { participantInfo, SERVER_VERSION } from "./livekit-messages";
 
 /** The earliest time at which a `tick` changes something, if any. */
 export function nextDeadline(room: RoomState): number | undefined {
@@ -174,12 +72,6 @@ export function step(state: RoomState, event: RoomEvent): RoomTransition {
   }
   if (c.room.sessions.length === 0) c.room = emptyRoom(c.room.name);
   return { state: c.room, effects: c.effects };
-}
-
-interface Step {
-  room: RoomState;
-  effects: RoomEffect[];
-  now: number;
 }
 
 // ---- membership -------------------------------------------------------------------------------
@@ -330,71 +222,6 @@ function refuse(c: Step, connection: string, reason: DisconnectReason, action: L
   close(c, connection, NORMAL_CLOSURE, why);
 }
 
-// ---- pairing ----------------------------------------------------------------------------------
-
-function orphaned(c: Step, session: Session): boolean {
-  return session.peerEpoch !== undefined && !c.room.sessions.some((s) => s.epoch === session.peerEpoch);
-}
-
-function pairedPeer(c: Step, session: Session): Session | undefined {
-  return session.peerEpoch === undefined ? undefined : c.room.sessions.find((s) => s.epoch === session.peerEpoch);
-}
-
-/** Orphans rejoin once there is someone to pair with; their tracks go with their connections. */
-function restartOrphans(c: Step): void {
-  if (c.room.sessions.length < 2) return;
-  for (const session of c.room.sessions) {
-    if (session.restarting || !orphaned(c, session)) continue;
-    session.restarting = true;
-    session.goneUntil = c.now + LIVEKIT_RESUME_WINDOW_MS;
-    session.tracks = [];
-    session.version++;
-    if (session.connection) {
-      send(c, session.connection, { case: "leave", value: leaveRequest(DisconnectReason.UNKNOWN_REASON, LeaveRequest_Action.RECONNECT) });
-    }
-  }
-}
-
-/** Pairs two unpaired participants, once both have settled.
- *
- * livekit-client 2.23 reports a full reconnect done (RoomEvent.Reconnected) as soon as its new
- * publisher connection is up, but counts the reconnect as pending until 2 s after its rejoin
- * (minReconnectWait), and buffers participant events in between without ever emitting them:
- * a peer's track arriving in that gap never fires TrackSubscribed, so the app never attaches its
- * audio. A rejoining client is therefore paired only once that gap has passed. */
-function pairUnpaired(c: Step): void {
-  const unpaired = c.room.sessions.filter((s) => !s.restarting && s.peerEpoch === undefined);
-  if (unpaired.length < 2 || unpaired.some((s) => s.settleUntil !== undefined && s.settleUntil > c.now)) return;
-  const [a, b] = unpaired;
-  a.peerEpoch = b.epoch;
-  b.peerEpoch = a.epoch;
-  for (const s of [a, b]) {
-    delete s.waitUntil;
-    delete s.settleUntil;
-  }
-  deliverParked(c, a, b);
-  deliverParked(c, b, a);
-}
-
-/** Hands `from`'s unanswered offer and parked candidates to `to`, if `to` can hear them. */
-function deliverParked(c: Step, from: Session, to: Session): void {
-  if (!to.connection) return;
-  if (from.offer && !from.offer.answered) relayOffer(c, from, to);
-  for (const candidateInit of from.candidates) {
-    send(c, to.connection, { case: "trickle", value: create(TrickleRequestSchema, { candidateInit, target: SignalTarget.SUBSCRIBER }) });
-  }
-  from.candidates = [];
-}
-
-/** `from`'s latest offer to `to`'s subscriber connection, after an update that names its tracks:
- * the receiving client drops media of a participant it does not know yet. */
-function relayOffer(c: Step, from: Session, to: Session): void {
-  const offer = from.offer!;
-  const { sdp, midToTrackId } = rewriteMsid(offer.sdp, from.sid, (cid) => from.tracks.find((t) => t.cid === cid)?.sid);
-  send(c, to.connection!, update(participantInfo(from)));
-  send(c, to.connection!, { case: "offer", value: create(SessionDescriptionSchema, { type: "offer", sdp, id: offer.id, midToTrackId }) });
-}
-
 // ---- signal requests --------------------------------------------------------------------------
 
 function request(c: Step, e: Extract<RoomEvent, { type: "request" }>): void {
@@ -463,92 +290,6 @@ function request(c: Step, e: Extract<RoomEvent, { type: "request" }>): void {
   }
 }
 
-function onOffer(c: Step, session: Session, sd: SessionDescription): void {
-  session.offer = { sdp: sd.sdp, id: sd.id, answered: false };
-  if (reconcileTracks(session, sd.sdp)) session.version++;
-  const peer = pairedPeer(c, session);
-  if (peer?.connection && !peer.restarting) relayOffer(c, session, peer);
-}
-
-/** Marks the tracks the offer sends as announced and drops announced tracks it no longer sends.
- * Returns whether anything changed. */
-function reconcileTracks(session: Session, sdp: string): boolean {
-  const sending = new Map<string, string | undefined>();
-  for (const section of mediaSections(sdp)) {
-    if (section.trackId && (section.direction === "sendonly" || section.direction === "sendrecv")) {
-      sending.set(section.trackId, section.mimeType);
-    }
-  }
-  let changedAny = false;
-  session.tracks = session.tracks.filter((track) => {
-    if (!sending.has(track.cid)) {
-      if (track.announced) changedAny = true;
-      return !track.announced;
-    }
-    const mimeType = sending.get(track.cid) ?? track.mimeType;
-    if (!track.announced || track.mimeType !== mimeType) changedAny = true;
-    track.announced = true;
-    track.mimeType = mimeType;
-    return true;
-  });
-  return changedAny;
-}
-
-function onAnswer(c: Step, session: Session, sd: SessionDescription): void {
-  const peer = pairedPeer(c, session);
-  if (!peer) return;
-  if (peer.offer?.id === sd.id) peer.offer.answered = true;
-  if (!peer.connection || peer.restarting) return;
-  send(c, peer.connection, { case: "answer", value: create(SessionDescriptionSchema, { type: "answer", sdp: sd.sdp, id: sd.id }) });
-  // The peer's subscriber took the offer: its tracks are subscribed (LocalTrackSubscribed).
-  for (const track of peer.tracks) {
-    if (!track.announced || track.subscribed) continue;
-    track.subscribed = true;
-    send(c, peer.connection, { case: "trackSubscribed", value: create(TrackSubscribedSchema, { trackSid: track.sid }) });
-  }
-}
-
-function onTrickle(c: Step, session: Session, trickle: TrickleRequest): void {
-  const peer = pairedPeer(c, session);
-  if (peer) {
-    if (!peer.connection || peer.restarting) return;
-    // What one side's publisher gathers is for the other side's subscriber, and back.
-    const target = trickle.target === SignalTarget.PUBLISHER ? SignalTarget.SUBSCRIBER : SignalTarget.PUBLISHER;
-    send(c, peer.connection, { case: "trickle", value: create(TrickleRequestSchema, { candidateInit: trickle.candidateInit, target, final: trickle.final }) });
-  } else if (session.peerEpoch === undefined && trickle.target === SignalTarget.PUBLISHER
-    && session.candidates.length < LIVEKIT_MAX_PARKED_CANDIDATES) {
-    session.candidates.push(trickle.candidateInit);
-  }
-}
-
-function onAddTrack(c: Step, session: Session, req: AddTrackRequest, freshTrackSid: string): void {
-  const refuseTrack = (reason: RequestResponse_Reason, message: string) => send(c, session.connection!, {
-    case: "requestResponse",
-    value: create(RequestResponseSchema, { reason, message, request: { case: "addTrack", value: req } }),
-  });
-  const { canPublish, canPublishSources } = session.grant;
-  if (!canPublish || (canPublishSources.length > 0 && !canPublishSources.includes(req.source))) {
-    refuseTrack(RequestResponse_Reason.NOT_ALLOWED, `not allowed to publish ${TrackSource[req.source] ?? req.source}`);
-    return;
-  }
-  let track = session.tracks.find((t) => t.cid === req.cid);
-  if (!track) {
-    if (session.tracks.length >= LIVEKIT_MAX_TRACKS_PER_PARTICIPANT) {
-      refuseTrack(RequestResponse_Reason.LIMIT_EXCEEDED, `at most ${LIVEKIT_MAX_TRACKS_PER_PARTICIPANT} tracks per participant`);
-      return;
-    }
-    track = {
-      sid: freshTrackSid, cid: req.cid, type: req.type, source: req.source, name: req.name, muted: req.muted,
-      width: req.width, height: req.height, stream: req.stream, audioFeatures: [...req.audioFeatures],
-      disableDtx: req.disableDtx, disableRed: req.disableRed, stereo: req.stereo, encryption: req.encryption,
-      mimeType: "", announced: false, subscribed: false,
-    };
-    session.tracks.push(track);
-    session.version++;
-  }
-  send(c, session.connection!, { case: "trackPublished", value: create(TrackPublishedResponseSchema, { cid: req.cid, track: trackInfo(track) }) });
-}
-
 function onUpdateMetadata(c: Step, session: Session, req: UpdateParticipantMetadata): void {
   if (!session.grant.canUpdateOwnMetadata) {
     send(c, session.connection!, {
@@ -570,99 +311,10 @@ function onUpdateMetadata(c: Step, session: Session, req: UpdateParticipantMetad
   changed(c, session);
 }
 
-/** The session's info changed: everyone in the room, itself included, gets the new version. */
-function changed(c: Step, session: Session): void {
-  session.version++;
-  const info = participantInfo(session);
-  for (const other of reachable(c)) send(c, other.connection!, update(info));
-}
-
 /** Tells the others in the room about a participant that (re)joined. */
 function announce(c: Step, session: Session): void {
   const info = participantInfo(session);
   for (const other of reachable(c)) {
     if (other !== session) send(c, other.connection!, update(info));
   }
-}
-
-// ---- helpers ----------------------------------------------------------------------------------
-
-function sessionOn(c: Step, connection: string): Session | undefined {
-  return c.room.sessions.find((s) => s.connection === connection);
-}
-
-/** Sessions that can hear room news now: a live socket, and no restart under way. */
-function reachable(c: Step): Session[] {
-  return c.room.sessions.filter((s) => s.connection !== undefined && !s.restarting);
-}
-
-function send(c: Step, connection: string, message: SignalResponse["message"]): void {
-  c.effects.push({ type: "send", connection, message });
-}
-
-function close(c: Step, connection: string, code: number, reason: string): void {
-  c.effects.push({ type: "close", connection, code, reason });
-}
-
-function update(info: ParticipantInfo): SignalResponse["message"] {
-  return { case: "update", value: create(ParticipantUpdateSchema, { participants: [info] }) };
-}
-
-function leaveRequest(reason: DisconnectReason, action: LeaveRequest_Action) {
-  return create(LeaveRequestSchema, { reason, action, canReconnect: action !== LeaveRequest_Action.DISCONNECT });
-}
-
-function serverInfo() {
-  return create(ServerInfoSchema, { version: SERVER_VERSION });
-}
-
-function iceServer(server: IceServer) {
-  return create(ICEServerSchema, { urls: server.urls, username: server.username ?? "", credential: server.credential ?? "" });
-}
-
-function roomInfo(room: RoomState) {
-  return create(RoomSchema, {
-    sid: room.sid,
-    name: room.name,
-    maxParticipants: LIVEKIT_MAX_PARTICIPANTS,
-    creationTime: BigInt(Math.floor(room.createdAt / 1000)),
-    creationTimeMs: BigInt(room.createdAt),
-    numParticipants: room.sessions.length,
-    numPublishers: room.sessions.filter((s) => s.tracks.length > 0).length,
-  });
-}
-
-function trackInfo(track: PublishedTrack) {
-  return create(TrackInfoSchema, {
-    sid: track.sid, type: track.type, name: track.name, source: track.source, muted: track.muted,
-    width: track.width, height: track.height, stream: track.stream, audioFeatures: track.audioFeatures,
-    disableDtx: track.disableDtx, disableRed: track.disableRed, stereo: track.stereo, encryption: track.encryption,
-    mimeType: track.mimeType,
-    // The receiving browser takes one encoding; there is no SFU to pick simulcast layers.
-    simulcast: false,
-  });
-}
-
-export function participantInfo(session: Session, state = ParticipantInfo_State.ACTIVE): ParticipantInfo {
-  return create(ParticipantInfoSchema, {
-    sid: session.sid,
-    identity: session.identity,
-    name: session.name,
-    metadata: session.metadata,
-    attributes: session.attributes,
-    state,
-    version: session.version,
-    tracks: session.tracks.map(trackInfo),
-    permission: create(ParticipantPermissionSchema, {
-      canPublish: session.grant.canPublish,
-      canPublishSources: session.grant.canPublishSources,
-      canSubscribe: session.grant.canSubscribe,
-      canPublishData: session.grant.canPublishData,
-      canUpdateMetadata: session.grant.canUpdateOwnMetadata,
-    }),
-    joinedAt: BigInt(Math.floor(session.joinedAt / 1000)),
-    joinedAtMs: BigInt(session.joinedAt),
-    isPublisher: session.tracks.length > 0,
-    clientProtocol: session.clientProtocol,
-  });
 }
