@@ -9,7 +9,7 @@
 import { Code } from "@connectrpc/connect";
 import { MAX_QUEUED_SIGNALS } from "../model/limits";
 import {
-  deadlines, inboundClosed, step, type CallEvent, type CallState, type CallStatus, type Door, type Effect,
+  deadlines, inboundClosed, step, type CallEvent, type CallState, type Door,
   type IceCandidate, type Party, type Side, type Signal, type SocketFacts,
 } from "../model/call-model";
 import { AlarmClock } from "./alarm-clock";
@@ -21,99 +21,19 @@ import { OUTBOX_RETRY_MS } from "../model/operator-limits";
 import { OperatorOutbox } from "./operator-outbox";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Result } from "../model/result";
-import { SPINE_CLOSE, type CallAction, type CallPush, type CallRequest, type StartCall } from "./spine-messages";
+import { SPINE_CLOSE, type CallAction, type CallRequest, type StartCall } from "./spine-messages";
+import {
+  changeOf, claimOf, countersOf, eventOf, joinTimes, newRecord, orSame, RECORD_KEY, refuseUpgrade, sendPush, statusEntries, summarize,
+  type CallAttachment, type CallChange, type CallRecord, type CallSummary, type HistoryEntry,
+} from "./call-record";
 
-// The record is one key of the object's key-value store (SQLite-backed: one row written per put).
-// A table of its own would cost two more rows per call, in the schema, since every call is a new
-// object and its first write would create the table.
-const RECORD_KEY = "call";
-
-export type { StartCall };
-
-export interface QueuedSignal {
-  seq: number;
-  signal: Signal;
-}
-
-export interface HistoryEntry {
-  at: number;
-  status: CallStatus;
-  side?: Side;
-  detail?: string;
-}
-
-export interface CallSummary {
-  id: string;
-  host: string;
-  caller: Party;
-  callee?: Party;
-  phase: CallState["phase"];
-  offer: string;
-  disableTrickle: boolean;
-  offerDeadline: number;
-  meta?: Record<string, string>;
-}
-
-/** What a watcher of the call (a SIP account) is told after each status change. */
-export interface CallChange {
-  id: string;
-  host: string;
-  caller: Party;
-  callee?: Party;
-  phase: CallState["phase"];
-  offerDeadline: number;
-  end?: { code: Code | null; message: string; by: Side | "server" };
-  meta?: Record<string, string>;
-}
-
-/** A signal waiting for a side with no socket open; `at` starts its SIGNAL_TTL_MS. */
-interface Backlogged extends QueuedSignal {
-  at: number;
-}
-
-/** Everything that survives an eviction, stored as one row. */
-interface CallRecord {
-  v: 1;
-  call: CallState;
-  history: HistoryEntry[];
-  /** Signals queued while their side had no socket open, in seq order. */
-  backlog: Record<Side, Backlogged[]>;
-  /** Signals below this seq have been handed to a socket of that side. */
-  read: Record<Side, number>;
-  /** The seq the next signal gets. A seq is never reused, or a door whose cursor is past it
-   * would skip it: each instance starts above every seq an earlier one can have handed out
-   * (see load), since signals sent straight down a socket advance it without a write. */
-  nextSeq: number;
-  /** When each side sent done (its history entry may not be written yet). */
-  doneAt: Partial<Record<Side, number>>;
-  /** SIP accounts told of every status change (SipAccount.callChanged). */
-  watchers: string[];
-}
-
-/** Per-socket state: the side it follows, and what of that side the record may not hold yet
- * (written only at the next phase change). */
-interface CallAttachment {
-  v: 1;
-  side: Side;
-  identity: string;
-  read: number;
-  candidates: number;
-  doneAt: number | null;
-  /** The callee's socket that took the call: the claim, which is not written on its own. */
-  claim?: { door: Door; at: number };
-  /** On the callee's socket: the caller's stream ended before its done, at this time (the wait
-   * for that done is served by this socket's door; see CallState.callerLeftAt). */
-  callerLeftAt?: number;
-  /** Replaced by a newer socket of its side: its close changes nothing. */
-  replaced?: true;
-}
-
-const attachments = socketAttachments<CallAttachment>(1);
+export type { CallChange, CallSummary, HistoryEntry, StartCall };
 
 const SIDES = ["caller", "callee"] as const;
 /** Seqs an instance may hand out per millisecond of its life before a later one could reuse one. */
 const SEQS_PER_MS = 1000;
-const other = (side: Side): Side => (side === "caller" ? "callee" : "caller");
+
+const attachments = socketAttachments<CallAttachment>(1);
 
 export class CallObject extends HibernatingObject<Env> {
   private record: CallRecord | undefined;
@@ -225,25 +145,25 @@ export class CallObject extends HibernatingObject<Env> {
     const url = new URL(request.url);
     const side = url.searchParams.get("side");
     const identity = url.searchParams.get("identity") ?? "";
-    if (side !== "caller" && side !== "callee") return refusal(failure(Code.InvalidArgument, "side must be caller or callee"));
+    if (side !== "caller" && side !== "callee") return refuseUpgrade(failure(Code.InvalidArgument, "side must be caller or callee"));
     const claimDoor = url.searchParams.get("claim") as Door | null;
     const starting = side === "caller" && url.searchParams.get("start") === "1";
-    if (starting && this.record) return refusal(failure(Code.AlreadyExists, `call ${this.record.call.id} already exists`));
+    if (starting && this.record) return refuseUpgrade(failure(Code.AlreadyExists, `call ${this.record.call.id} already exists`));
     const cursor = Number(url.searchParams.get("cursor") ?? 0) || 0;
     const reconnecting = url.searchParams.has("cursor");
     if (claimDoor && side === "callee" && !(reconnecting && this.record?.call.callee)) {
       const end = this.record?.call.end;
       // The claim was forgotten in a reset and the call ended before the callee came back: it is
       // told why, as it would have been with the claim on record.
-      if (reconnecting && end) return refusal(failure(end.code ?? Code.Canceled, end.message));
+      if (reconnecting && end) return refuseUpgrade(failure(end.code ?? Code.Canceled, end.message));
       const claim = { door: claimDoor, at: Date.now() };
       const claimed = this.claimFor({ identity, door: claimDoor }, () => this.adopt(ws, side, identity, cursor, claim));
-      if (!claimed.ok) return refusal(claimed);
+      if (!claimed.ok) return refuseUpgrade(claimed);
       return;
     }
     if (!starting) {
       const allowed = this.checkParty(side, identity);
-      if (!allowed.ok) return refusal(allowed);
+      if (!allowed.ok) return refuseUpgrade(allowed);
     }
     this.adopt(ws, side, identity, cursor, side === "callee" && this.record ? claimOf(this.record) : undefined);
   }
@@ -259,7 +179,7 @@ export class CallObject extends HibernatingObject<Env> {
       return;
     }
     const result = await this.perform(me, request);
-    send(ws, result.ok ? { reply: request.id, ok: true } : { reply: request.id, ok: false, code: result.code, message: result.message });
+    sendPush(ws, result.ok ? { reply: request.id, ok: true } : { reply: request.id, ok: false, code: result.code, message: result.message });
   }
 
   protected onClose(ws: WebSocket, code: number): void {
@@ -357,11 +277,11 @@ export class CallObject extends HibernatingObject<Env> {
     attachments.set(ws, { v: 1, side, identity, read: cursor, candidates: 0, doneAt: null, ...(claim ? { claim } : {}) });
     if (!record) return;
     for (const queued of record.backlog[side]) {
-      if (queued.seq >= cursor) send(ws, { seq: queued.seq, signal: queued.signal });
+      if (queued.seq >= cursor) sendPush(ws, { seq: queued.seq, signal: queued.signal });
     }
     const sent = record.backlog[side].at(-1)?.seq;
     if (sent !== undefined && sent >= cursor) record.read[side] = Math.max(record.read[side], sent + 1);
-    if (inboundClosed(record.call, side)) send(ws, { end: true, over: record.call.phase === "ended" });
+    if (inboundClosed(record.call, side)) sendPush(ws, { end: true, over: record.call.phase === "ended" });
     // Presence is not written: the sockets themselves say it again after a wake (load).
     record.call = orSame(step(record.call, { type: "connect", side, now: Date.now() }), record.call);
     this.mark();
@@ -425,10 +345,7 @@ export class CallObject extends HibernatingObject<Env> {
     const transition = step(prev, event);
     if (!transition.ok) return transition;
     const { state, effects } = transition;
-    const record: CallRecord = this.record ?? {
-      v: 1, call: state, history: [], backlog: { caller: [], callee: [] }, read: { caller: 1, callee: 1 }, nextSeq: 1,
-      doneAt: {}, watchers: [],
-    };
+    const record: CallRecord = this.record ?? newRecord(state);
     const deliveries = effects.filter((e) => e.type === "deliver");
     for (const side of SIDES) {
       const backlog = deliveries.filter((e) => e.to === side).length;
@@ -447,7 +364,7 @@ export class CallObject extends HibernatingObject<Env> {
         const seq = record.nextSeq++;
         const ws = this.socketOf(effect.to);
         if (ws) {
-          send(ws, { seq, signal: effect.signal });
+          sendPush(ws, { seq, signal: effect.signal });
           record.read[effect.to] = seq + 1;
         } else {
           record.backlog[effect.to].push({ seq, signal: effect.signal, at: event.now });
@@ -466,7 +383,7 @@ export class CallObject extends HibernatingObject<Env> {
     for (const side of SIDES) {
       const ws = this.socketOf(side);
       if (ws && (!prev || !inboundClosed(prev, side) || (prev.phase !== "ended" && state.phase === "ended"))
-        && inboundClosed(state, side)) send(ws, { end: true, over: state.phase === "ended" });
+        && inboundClosed(state, side)) sendPush(ws, { end: true, over: state.phase === "ended" });
     }
     // A candidate, or a done that completes nothing, changes only counters its sender's socket
     // carries, and a claim only what the callee's new socket carries; without such a socket they
@@ -577,81 +494,9 @@ export class CallObject extends HibernatingObject<Env> {
       const at = record ? deadlines(record.call).find((d) => d.servedBy === side)?.at ?? null : null;
       if (this.wakes.get(ws) === at) continue;
       this.wakes.set(ws, at);
-      send(ws, { wake: at });
+      sendPush(ws, { wake: at });
     }
   }
-}
-
-/** When each side entered the call: the caller at its start, the callee at its claim. */
-function joinTimes(record: CallRecord): Partial<Record<Side, number>> {
-  const claimed = record.history.find((h) => h.status === "claimed")?.at;
-  return { caller: record.call.createdAt, ...(claimed !== undefined ? { callee: claimed } : {}) };
-}
-
-/** A party's action as an event of the call's rules. */
-function eventOf(from: Side, action: CallAction, now: number): CallEvent {
-  switch (action.op) {
-    case "answer": return { type: "answer", sdp: action.sdp, now };
-    case "candidate": return { type: "candidate", from, candidate: action.candidate, now, index: action.index };
-    case "done": return { type: "done", from, now };
-    case "fail": return { type: "fail", from, code: action.code, message: action.message, now };
-    case "hangup": return { type: "hangup", from, now };
-  }
-}
-
-/** The state a presence event leads to (such events cannot fail on an existing call). */
-function orSame(transition: ReturnType<typeof step>, state: CallState): CallState {
-  return transition.ok ? transition.state : state;
-}
-
-function send(ws: WebSocket, push: CallPush): void {
-  try {
-    ws.send(JSON.stringify(push));
-  } catch (err) {
-    // A socket closing under us: its close handler settles the side.
-    console.warn("call socket send failed", { err: String(err) });
-  }
-}
-
-/** Refuses a socket upgrade with the failure as JSON, the way a door reads it back. */
-function refusal(result: { code: Code; message: string }): Response {
-  return Response.json({ code: result.code, message: result.message }, { status: 409 });
-}
-
-/** What the socket of `side` may hold that the row does not, and that must not be lost with it:
- * its counters, and the callee's claim. (`read` is left out: a side that closed has read what it
- * was sent.) */
-function countersOf(record: CallRecord, side: Side): string {
-  const claimed = side === "callee" ? `:${record.call.callee?.identity ?? ""}` : "";
-  return `${record.call.candidates[side]}:${record.call.done[side]}${claimed}`;
-}
-
-/** The call's claim as the callee's socket carries it (CallAttachment), from the record: a newer
- * socket of the callee takes it over, with the time it was made. */
-function claimOf(record: CallRecord): CallAttachment["claim"] {
-  const callee = record.call.callee;
-  if (!callee) return undefined;
-  const at = record.history.find((h) => h.status === "claimed")?.at ?? record.call.createdAt;
-  return { door: callee.door, at };
-}
-
-/** The history entries of a transition's status effects. */
-function statusEntries(effects: Effect[], at: number): HistoryEntry[] {
-  return effects.flatMap((e) => e.type === "status" ? [{ at: e.at ?? at, status: e.status, ...(e.side ? { side: e.side } : {}),
-    ...(e.detail ? { detail: e.detail } : {}) }] : []);
-}
-
-function summarize(call: CallState): CallSummary {
-  return { id: call.id, host: call.host, caller: call.caller, callee: call.callee, phase: call.phase,
-    offer: call.offer, disableTrickle: call.disableTrickle, offerDeadline: call.offerDeadline,
-    ...(call.meta ? { meta: call.meta } : {}) };
-}
-
-function changeOf(call: CallState): CallChange {
-  return { id: call.id, host: call.host, caller: call.caller, phase: call.phase, offerDeadline: call.offerDeadline,
-    ...(call.callee ? { callee: call.callee } : {}),
-    ...(call.end ? { end: { code: call.end.code, message: call.end.message, by: call.end.by } } : {}),
-    ...(call.meta ? { meta: call.meta } : {}) };
 }
 
 export type { Door, Party, Side, Signal, IceCandidate };

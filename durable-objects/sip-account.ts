@@ -204,6 +204,13 @@ export class SipAccount extends DurableObject<Env> {
       this.apply({ type: "transfer_abort", now: Date.now() });
       return failure(Code.InvalidArgument, `${target} is already the other party of this call`);
     }
+    // Once the far party is re-called it leaves this call: a target nobody answers for would end
+    // the call for both with nowhere to go. The call stays as it is instead.
+    const reachable = await this.env.HOSTS.getByName(target).status().then((s) => s.online, () => false);
+    if (!reachable) {
+      this.apply({ type: "transfer_abort", now: Date.now() });
+      return failure(Code.FailedPrecondition, `${target} is not online; the call stays as it is`);
+    }
     let recalled: Result<void>;
     try {
       recalled = await this.env.SIP_ACCOUNTS.getByName(call.peer).recall(call.id, this.state!.account, target, headers);

@@ -386,6 +386,20 @@ describe("Sip: calls", () => {
     expect((await alice.sip.getSipStatus({})).statusType).toBe(S.outgoing_call_connected);
     await alice.sip.endCall({ hardHangup: true });
   });
+
+  it("refuses a transfer to an account nobody answers for with failed_precondition, and the call stays up", async () => {
+    const alice = await withSession("alice");
+    const bob = await withSession("bob", 1);
+    const carol = await account("carol"); // registered, no session: not online
+    await alice.sip.startCall({ calleeId: bob.name, headers: {} });
+    await waitForStatus(alice.sip, S.outgoing_call_connected);
+    const err = await errorOf(alice.sip.transferCall({ transferId: carol.name, headers: {} }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.rawMessage).toContain("not online");
+    expect((await alice.sip.getSipStatus({})).statusType).toBe(S.outgoing_call_connected);
+    expect((await bob.sip.getSipStatus({})).statusType).toBe(S.incoming_call_connected);
+    await alice.sip.endCall({ hardHangup: true });
+  });
 });
 
 describe("Sip: audio", () => {
