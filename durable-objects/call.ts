@@ -226,7 +226,8 @@ export class CallObject extends HibernatingObject<Env> {
       sockets[mark.side] = { identity: mark.identity, candidates: mark.candidates, doneAt: mark.doneAt,
         ...(mark.claim ? { claim: mark.claim } : {}), ...(mark.callerLeftAt !== undefined ? { callerLeftAt: mark.callerLeftAt } : {}) };
     }
-    const reloaded = step(record.call, { type: "reload", sockets, now: Date.now() });
+    const stored = record.call;
+    const reloaded = step(stored, { type: "reload", sockets, now: Date.now() });
     if (reloaded.ok) {
       record.call = reloaded.state;
       record.history.push(...statusEntries(reloaded.effects, Date.now()));
@@ -236,6 +237,8 @@ export class CallObject extends HibernatingObject<Env> {
     }
     // Entries folded in from both sockets, in the order they happened.
     record.history.sort((a, b) => a.at - b.at);
+    // The events of changes the sockets carried and the row does not (see apply).
+    this.unwrittenEvents.push(...callEvents(stored, record.call, Date.now(), joinTimes(record)));
     this.record = record;
   }
 
@@ -393,12 +396,13 @@ export class CallObject extends HibernatingObject<Env> {
       || (event.type === "disconnect" && state.phase === prev?.phase);
     const sender = event.type === "claim" ? "callee" : "from" in event ? event.from : undefined;
     const ridesOnSocket = (countersOnly || event.type === "claim") && !!sender && !!this.socketOf(sender);
-    // Operator events are one more effect of the change, written with it: never one for a change
-    // that was not written, so a change that has events is written even where it could ride on a socket.
-    const events = callEvents(prev, state, event.now, joinTimes(record), this.removal);
-    this.unwrittenEvents.push(...events);
+    // Operator events are one more effect of the change, written with it into the outbox: never one
+    // for a change that was not written. A change that rides on a socket (the claim, a done) keeps
+    // its events until the next write; if the object wakes first, load() derives them again from
+    // what the sockets carry, so none is lost and none precedes its record.
+    this.unwrittenEvents.push(...callEvents(prev, state, event.now, joinTimes(record), this.removal));
     const presenceOnly = (event.type === "disconnect" || event.type === "tick") && state.phase === prev?.phase && !backlogged;
-    if ((!ridesOnSocket && !presenceOnly) || backlogged || events.length) this.persist();
+    if ((!ridesOnSocket && !presenceOnly) || backlogged) this.persist();
     else this.mark();
     this.pushWakes();
     if (statusChanged && record.watchers.length) this.notifyWatchers(state);
