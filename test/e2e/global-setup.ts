@@ -1,7 +1,8 @@
 // Starts `wrangler dev` (local Durable Objects, no account) on a free port for the e2e suite and
-// provides its URL and auth secret to the tests through vitest's inject().
+// provides its URL and auth secret to the tests through vitest's inject(), and the file its output
+// goes to, for tests of what the server logs.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +23,8 @@ declare module "vitest" {
     livekitApiSecret: string;
     /** The port of 127.0.0.1 that WEBHOOK_URLS points at; a test listens there (operators.e2e.test.ts). */
     webhookPort: number;
+    /** A file holding everything wrangler dev (and the Worker through it) printed so far. */
+    serverLog: string;
   }
 }
 
@@ -53,6 +56,8 @@ export default async function setup(project: TestProject) {
   const port = await freePort();
   const webhookPort = await freePort();
   const persist = mkdtempSync(join(tmpdir(), "wrangler-e2e-"));
+  const logDir = mkdtempSync(join(tmpdir(), "wrangler-e2e-log-"));
+  const serverLog = join(logDir, "wrangler.log");
   let output = "";
   const child = spawn("npx", ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1",
     "--persist-to", persist, "--var", `AUTH_SECRET:${E2E_AUTH_SECRET}`, "--var", "DEV_TOKENS:1",
@@ -62,8 +67,9 @@ export default async function setup(project: TestProject) {
     "--show-interactive-dev-session=false"],
     // Own process group, so teardown stops wrangler and its workerd children, not just npx.
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" }, detached: true });
-  child.stdout!.on("data", (d) => { output += d; });
-  child.stderr!.on("data", (d) => { output += d; });
+  const keep = (d: Buffer) => { output += d; appendFileSync(serverLog, d); };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitForHealth(baseUrl, child, () => output);
   project.provide("baseUrl", baseUrl);
@@ -71,10 +77,12 @@ export default async function setup(project: TestProject) {
   project.provide("livekitApiKey", E2E_LIVEKIT_API_KEY);
   project.provide("livekitApiSecret", E2E_LIVEKIT_API_SECRET);
   project.provide("webhookPort", webhookPort);
+  project.provide("serverLog", serverLog);
   return async () => {
     try { process.kill(-child.pid!, "SIGTERM"); } catch { /* already gone */ }
     await new Promise((r) => setTimeout(r, 500));
     if (process.env.E2E_LOG) console.log(output);
     rmSync(persist, { recursive: true, force: true });
+    rmSync(logDir, { recursive: true, force: true });
   };
 }
