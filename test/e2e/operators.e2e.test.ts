@@ -13,6 +13,10 @@ import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/conn
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { AccessToken, RoomServiceClient, WebhookReceiver, type WebhookEvent } from "livekit-server-sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { fromBinary } from "@bufbuild/protobuf";
+import WebSocket from "ws";
+import { DisconnectReason } from "../../proto/gen/livekit_models_pb";
+import { SignalResponseSchema, type SignalResponse } from "../../proto/gen/livekit_rtc_pb";
 import { Sip, SipStatus_StatusType as S, type SipStatus } from "../../proto/gen/ondewo/sip/sip_pb";
 import { SignalingService } from "../../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { VoiceService, type ClientSignalSchema } from "../../proto/gen/protocol/voice/v1/voice_pb";
@@ -169,6 +173,20 @@ async function connectedSipCall() {
 
 const rooms = () => new RoomServiceClient(baseUrl, apiKey, apiSecret);
 
+/** A LiveKit participant's signalling socket on /rtc, as livekit-client opens it: the messages it
+ * gets, decoded, and its close. */
+async function liveKitParticipant(room: string, identity: string) {
+  const at = new AccessToken(apiKey, apiSecret, { identity });
+  at.addGrant({ roomJoin: true, room });
+  const url = `${baseUrl.replace(/^http/, "ws")}/rtc?access_token=${await at.toJwt()}&auto_subscribe=1&sdk=js&version=2.23.0&protocol=17`;
+  const ws = new WebSocket(url);
+  const messages: SignalResponse["message"][] = [];
+  ws.on("message", (data: Buffer) => messages.push(fromBinary(SignalResponseSchema, new Uint8Array(data)).message));
+  const closed = new Promise<void>((resolve) => ws.on("close", () => resolve()));
+  await new Promise<void>((resolve, reject) => { ws.once("open", () => resolve()); ws.once("error", reject); });
+  return { ws, messages, closed };
+}
+
 // ---- Webhooks ------------------------------------------------------------------------------------
 
 describe("webhooks, through the real SDK's WebhookReceiver", () => {
@@ -230,6 +248,29 @@ describe("RoomService, through the real SDK's RoomServiceClient", () => {
     }
     await sip.alice.sip.endCall({ hardHangup: true });
     viam.outbound.close();
+  });
+
+  it("lists a LiveKit room, removes one participant with a leave, and deletes the room", async () => {
+    const room = unique("lk-room");
+    const [a, b] = [unique("alice"), unique("bob")];
+    const alice = await liveKitParticipant(room, a);
+    const bob = await liveKitParticipant(room, b);
+    for (let i = 0; (await rooms().listRooms([room])).length === 0; i++) {
+      if (i > 50) throw new Error("the LiveKit room was never listed");
+      await sleep(100);
+    }
+    expect((await rooms().listParticipants(room)).map((p) => p.identity).sort()).toEqual([a, b].sort());
+    await rooms().removeParticipant(room, b);
+    await bob.closed;
+    expect(bob.messages.find((m) => m.case === "leave")?.value).toMatchObject({ reason: DisconnectReason.PARTICIPANT_REMOVED });
+    await rooms().deleteRoom(room);
+    await alice.closed;
+    expect(alice.messages.find((m) => m.case === "leave")?.value).toMatchObject({ reason: DisconnectReason.ROOM_DELETED });
+    await expect(rooms().listParticipants(room)).rejects.toMatchObject({ code: "not_found" });
+    // …and its webhooks came too, each after a refused first delivery.
+    const events = await eventsOf(b, ["room_started", `participant_joined:${a}`, `participant_joined:${b}`,
+      `participant_left:${b}`, "room_finished"]);
+    expect(events.every((e) => e.event.room?.name === room)).toBe(true);
   });
 
   it("RemoveParticipant ends a Viam→Voice call on both doors", async () => {
