@@ -8,6 +8,7 @@ import { failure } from "../model/result";
 import { tokenFrom, verifyIdentity } from "./auth";
 import type { AppEnv } from "./env";
 import { httpError } from "./http-errors";
+import { forwardUpgrade } from "./object-upgrade";
 import { NAME_PATTERN } from "../model/limits";
 import { POLICY_VIOLATION } from "../model/close-codes";
 
@@ -24,13 +25,7 @@ export async function audioRelay(c: Context<AppEnv, "/audio/:room">): Promise<Re
   }
   const seat = await c.env.HOSTS.getByName(identity.value).takeRoomSeat(room);
   if (!seat.ok) return closedSocket(POLICY_VIOLATION, seat.message);
-  // The room trusts this header: overwrite whatever a client sent. The token stays here.
-  const headers = new Headers(c.req.raw.headers);
-  headers.set(AUDIO_IDENTITY_HEADER, identity.value);
-  headers.delete("authorization");
-  const url = new URL(c.req.url);
-  url.searchParams.delete("access_token");
-  return c.env.AUDIO_ROOMS.getByName(room).fetch(new Request(url, { headers }));
+  return forwardUpgrade(c.req.raw, c.env.AUDIO_ROOMS.getByName(room), { [AUDIO_IDENTITY_HEADER]: identity.value });
 }
 
 /** An upgrade accepted only to be closed at once with `code` and `reason`: a browser sees neither

@@ -12,6 +12,7 @@ import { LIVEKIT_GRANT_HEADER } from "../durable-objects/livekit-room";
 import { tokenFrom } from "./auth";
 import type { AppEnv } from "./env";
 import { httpError } from "./http-errors";
+import { forwardUpgrade } from "./object-upgrade";
 import { verifyLiveKitToken } from "./livekit-token";
 
 /** The body of the v1 404s. livekit-client falls back to `/rtc` on a v1 validate 404 unless the
@@ -31,13 +32,7 @@ async function rtc(c: Context<AppEnv>): Promise<Response> {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     return c.text("this endpoint only speaks WebSocket", 426, { upgrade: "websocket" });
   }
-  // The room trusts this header: overwrite whatever a client sent. The token stays here.
-  const headers = new Headers(c.req.raw.headers);
-  headers.set(LIVEKIT_GRANT_HEADER, JSON.stringify(grant.value));
-  headers.delete("authorization");
-  const url = new URL(c.req.url);
-  url.searchParams.delete("access_token");
-  return c.env.LIVEKIT_ROOMS.getByName(grant.value.room).fetch(new Request(url, { headers }));
+  return forwardUpgrade(c.req.raw, c.env.LIVEKIT_ROOMS.getByName(grant.value.room), { [LIVEKIT_GRANT_HEADER]: JSON.stringify(grant.value) });
 }
 
 /** Asked by the client after a failed `/rtc` upgrade, to learn why; livekit-server's answer. */
