@@ -3,7 +3,6 @@ import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { AudioMessageType, encode, SampleFormat, type AudioPacket, type AudioParams } from "../codecs/audio-codec";
-import { MAX_AUDIO_FRAME_BYTES } from "../model/limits";
 import { AudioSocket } from "./door-clients";
 import { tokenFor } from "./tokens";
 
@@ -280,8 +279,19 @@ describe("audio protocol errors", () => {
     await expectViolation("hello", 1003);
   });
 
-  it("closes a socket that sends a frame over the size limit with 1009", async () => {
-    await expectViolation(encode(data(new Uint8Array(MAX_AUDIO_FRAME_BYTES))), 1009);
+  it("closes a socket that sends a 65 537-byte frame (64 KiB + 1) with 1009", async () => {
+    // A data packet is its 6-byte header and its samples.
+    const frame = encode(data(new Uint8Array(65_536 + 1 - 6)));
+    expect(frame.byteLength).toBe(65_537);
+    await expectViolation(frame, 1009);
+  });
+
+  it("relays a frame of exactly 65 536 bytes (64 KiB) byte for byte", async () => {
+    const { alice, bob } = await pairedCall();
+    const frame = encode(data(new Uint8Array(65_536 - 6).map((_, i) => i % 251)));
+    expect(frame.byteLength).toBe(65_536);
+    alice.send(frame);
+    expect(await bob.nextBytes()).toEqual(frame);
   });
 
   it("closes a socket that sends a packet shorter than the header with 1002", async () => {
