@@ -4,7 +4,7 @@
 // the one thing it writes, and only when someone comes or goes, never per frame.
 import { audioParticipant, audioRoom, audioRoomEvents, audioRoomReported, type AudioRoomMembers, type LeaveReason,
   type OperatorParticipant, type OperatorRoom } from "../model/operator-events";
-import { OUTBOX_RETRY_MS } from "../model/operator-limits";
+import { OUTBOX_RETRY_MS } from "../model/limits";
 import { newEventId } from "../codecs/livekit-operator";
 import { OperatorOutbox } from "./operator-outbox";
 

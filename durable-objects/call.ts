@@ -7,7 +7,7 @@
 // back in on every wake; after a reset, which drops the sockets with their attachments, the doors
 // say it again as they reconnect (the callee's socket re-claims, a candidate carries its index).
 import { Code } from "@connectrpc/connect";
-import { MAX_QUEUED_SIGNALS } from "../model/limits";
+import { MAX_QUEUED_SIGNALS, OUTBOX_RETRY_MS } from "../model/limits";
 import {
   deadlines, inboundClosed, step, type CallEvent, type CallState, type Door,
   type IceCandidate, type Party, type Side, type Signal, type SocketFacts,
@@ -17,7 +17,6 @@ import {
   callEvents, callParticipants, callRoom, callRoomOpen, type LeaveReason, type OperatorEvent, type OperatorParticipant,
   type OperatorRoom,
 } from "../model/operator-events";
-import { OUTBOX_RETRY_MS } from "../model/operator-limits";
 import { OperatorOutbox } from "./operator-outbox";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Result } from "../model/result";

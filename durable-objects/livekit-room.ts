@@ -7,7 +7,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { SignalRequestSchema, SignalResponseSchema } from "../proto/gen/livekit_rtc_pb";
 import { iceServersFor } from "../model/ice-servers";
-import { LIVEKIT_MAX_SIGNAL_BYTES, NAME_PATTERN } from "../model/limits";
+import { LIVEKIT_MAX_SIGNAL_BYTES, NAME_PATTERN, OUTBOX_RETRY_MS } from "../model/limits";
 import type { LiveKitGrant } from "../model/livekit-grant";
 import { AlarmClock } from "./alarm-clock";
 import { closeSocket, HibernatingObject } from "./hibernating-object";
@@ -15,7 +15,6 @@ import { emptyRoom, nextDeadline, step, type RoomEffect, type RoomEvent, type Ro
 import {
   liveKitParticipant, liveKitRoom, liveKitRoomEvents, type LeaveReason, type OperatorParticipant, type OperatorRoom,
 } from "../model/operator-events";
-import { OUTBOX_RETRY_MS } from "../model/operator-limits";
 import { failure, success, type Result } from "../model/result";
 import { INVALID_PAYLOAD, MESSAGE_TOO_BIG, UNSUPPORTED_DATA } from "../model/close-codes";
 import { DisconnectReason } from "../proto/gen/livekit_models_pb";

@@ -9,7 +9,7 @@
 // and a webhook receiver sees the same event id (LiveKit's webhooks are at least once too).
 import { webhookBody, newEventId } from "../codecs/livekit-operator";
 import { directoryShard, webhookUrls, type OperatorEvent, type RoomKind } from "../model/operator-events";
-import { OUTBOX_RETRY_MS } from "../model/operator-limits";
+import { OUTBOX_RETRY_MS } from "../model/limits";
 import type { DirectoryUpdate } from "./room-directory";
 
 const PREFIX = "outbox/";

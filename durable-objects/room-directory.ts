@@ -6,7 +6,7 @@
 // nothing; a finished room stays as a tombstone for ROOM_TOMBSTONE_MS, so a late update of it
 // cannot bring it back.
 import { DurableObject } from "cloudflare:workers";
-import { MAX_LISTED_ROOMS, ROOM_TOMBSTONE_MS } from "../model/operator-limits";
+import { MAX_LISTED_ROOMS, ROOM_TOMBSTONE_MS } from "../model/limits";
 import type { OperatorRoom, RoomKind } from "../model/operator-events";
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS rooms (

@@ -6,7 +6,7 @@
 // outbox), and codecs/livekit-operator.ts puts them in LiveKit's wire shapes.
 import type { CallState, Door, Party, Side } from "./call-model";
 import type { RoomState as LiveKitRoomState, Session as LiveKitSession } from "./livekit-model";
-import { ROOM_DIRECTORY_SHARDS } from "./operator-limits";
+import { ROOM_DIRECTORY_SHARDS } from "./limits";
 
 export type OperatorEventName =
   | "room_started" | "room_finished" | "participant_joined" | "participant_left" | "participant_connection_aborted";

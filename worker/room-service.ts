@@ -14,7 +14,7 @@ import type { Context } from "hono";
 import type { DirectoryEntry } from "../durable-objects/room-directory";
 import { participantMessage, roomMessage } from "../codecs/livekit-operator";
 import { directoryShard, type OperatorParticipant, type OperatorRoom, type RoomKind } from "../model/operator-events";
-import { ROOM_DIRECTORY_SHARDS } from "../model/operator-limits";
+import { ROOM_DIRECTORY_SHARDS } from "../model/limits";
 import { failure, success, type Result } from "../model/result";
 import { ParticipantInfoSchema, RoomSchema } from "../proto/gen/livekit_models_pb";
 import {

@@ -11,7 +11,7 @@ import { sign } from "hono/jwt";
 import type { WebhookDelivery } from "../durable-objects/operator-outbox";
 import {
   WEBHOOK_FIRST_RETRY_S, WEBHOOK_MAX_RETRY_S, WEBHOOK_POST_TIMEOUT_MS, WEBHOOK_RETRY_FACTOR, WEBHOOK_TOKEN_TTL_S,
-} from "../model/operator-limits";
+} from "../model/limits";
 
 export const WEBHOOK_CONTENT_TYPE = "application/webhook+json";
 
