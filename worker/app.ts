@@ -65,6 +65,7 @@ const DOORS = [
   { door: "livekit", protocol: "LiveKit signalling over WebSocket", path: "/rtc" },
   { door: "websocket-transport", protocol: "Connect streaming methods over WebSocket", path: "/ws/:service/:method" },
   { door: "calls-http", protocol: "call history and hang-up over HTTP", path: "/calls/:id" },
+  { door: "operators", protocol: "LiveKit RoomService over Twirp (webhooks go out to WEBHOOK_URLS)", path: "/twirp/livekit.RoomService/*" },
 ];
 
 app.get("/healthz", (c) => c.json({
