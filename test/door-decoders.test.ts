@@ -141,9 +141,9 @@ describe("/ws envelope reader: 100 000 frames", () => {
     }), { numRuns: RUNS });
   });
 
-  it("refuses a frame one byte over the limit with 1009", () => {
-    expect(readRequestFrame(encodeEnvelope(0, new Uint8Array(MAX_RPC_MESSAGE_BYTES + 1)))).toMatchObject({ kind: "refused", code: 1009 });
-    expect(readRequestFrame(encodeEnvelope(0, new Uint8Array(MAX_RPC_MESSAGE_BYTES)))).toMatchObject({ kind: "message" });
+  it("refuses a frame whose message is 65 537 bytes (64 KiB + 1) with 1009, and reads one of exactly 65 536", () => {
+    expect(readRequestFrame(encodeEnvelope(0, new Uint8Array(65_536 + 1)))).toMatchObject({ kind: "refused", code: 1009 });
+    expect(readRequestFrame(encodeEnvelope(0, new Uint8Array(65_536)))).toMatchObject({ kind: "message" });
   });
 });
 

@@ -1,9 +1,9 @@
 // Every bound in model/limits.ts, enforced where it is stated. Bounds whose enforcement a door's
 // own test already pins are named here with that test, so this file is the one index:
 // - audio relay frame (1009): audio-relay.test.ts "closes a socket that sends a 65 537-byte frame (64 KiB + 1)"
-// - LiveKit signalling frame (1009): livekit.test.ts "closes a socket that sends a frame larger than …"
+// - LiveKit signalling frame (1009): livekit.test.ts "closes a socket that sends a 65 537-byte (64 KiB + 1) frame"
 // - Viam Call message (resource_exhausted): viam-signaling.test.ts "rejects a message over the 64 KiB limit"
-// - SIP WAV files and total: sip.test.ts "refuses more WAV files / WAV files larger than allowed"
+// - SIP WAV files and total: sip.test.ts "refuses 33 WAV files", "refuses WAV files of 4 MiB + 1 byte in total"
 // - signals queued per side: call.test.ts "bounds the signals queued for a side with resource_exhausted"
 // - offer deadline, signal TTL, audio ring timeout and keep-alive lease: faults.test.ts
 // - SIP ring timeout: sip.test.ts "rings a callee without auto-answer until the ring timeout fails"

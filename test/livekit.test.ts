@@ -11,7 +11,7 @@ import {
   type SignalResponse,
 } from "../proto/gen/livekit_rtc_pb";
 import { iceServersFor } from "../model/ice-servers";
-import { LIVEKIT_MAX_SIGNAL_BYTES, LIVEKIT_PEER_WAIT_MS } from "../model/limits";
+import { LIVEKIT_PEER_WAIT_MS } from "../model/limits";
 import { ANSWER, CANDIDATE, DATA_OFFER, liveKitToken, MIC_CID } from "./livekit-fixtures";
 
 type Message = NonNullable<SignalResponse["message"]>;
@@ -82,6 +82,17 @@ async function connect(room: string, identity: string, query = CLIENT_QUERY): Pr
 async function join(room: string, identity: string) {
   const client = await connect(room, identity);
   return { client, join: await client.expect("join") };
+}
+
+/** A publisher offer (the data-channel offer with a long attribute line) encoded in exactly `bytes`. */
+function offerFrameOfSize(bytes: number): Uint8Array {
+  const frame = (pad: number) =>
+    toBinary(SignalRequestSchema, create(SignalRequestSchema, { message: offer(`${DATA_OFFER}a=x-pad:${"v".repeat(pad)}\r\n`, 1) }));
+  // The length prefixes grow with the SDP: step up to the exact size.
+  let pad = bytes - frame(0).length - 8;
+  while (frame(pad).length < bytes) pad++;
+  expect(frame(pad).length).toBe(bytes);
+  return frame(pad);
 }
 
 const offer = (sdp: string, id: number): SignalRequest["message"] =>
@@ -269,9 +280,15 @@ describe("LiveKit protocol errors", () => {
     expect((await client.closed).code).toBe(1007);
   });
 
-  it("closes a socket that sends a frame larger than LIVEKIT_MAX_SIGNAL_BYTES with 1009", async () => {
+  it("closes a socket that sends a 65 537-byte (64 KiB + 1) frame with 1009", async () => {
     const { client } = await join(newRoom(), "alice");
-    client.send(offer("v".repeat(LIVEKIT_MAX_SIGNAL_BYTES), 1));
+    client.ws.send(offerFrameOfSize(65_537));
     expect((await client.closed).code).toBe(1009);
+  });
+
+  it("takes a frame of exactly 65 536 bytes (64 KiB): the socket stays open and answers a ping", async () => {
+    const { client } = await join(newRoom(), "alice");
+    client.ws.send(offerFrameOfSize(65_536));
+    await client.expectNothingPending();
   });
 });

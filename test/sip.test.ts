@@ -12,7 +12,6 @@ import { Sip, SipStatus_StatusType as S, type SipStatus } from "../proto/gen/ond
 import { SignalingService } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { ClientSignalSchema, VoiceService } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { AudioMessageType, decode, encode } from "../codecs/audio-codec";
-import { MAX_WAV_FILES, MAX_WAV_TOTAL_BYTES, SIP_PBKDF2_ITERATIONS } from "../model/limits";
 import { clientFor, pushable } from "./connect-clients";
 import { tokenFor } from "./tokens";
 import { codeOf, errorOf } from "./rpc-outcomes";
@@ -139,13 +138,13 @@ describe("Sip: the full walk", () => {
 });
 
 describe("Sip: accounts and authentication", () => {
-  it("stores the password only as a salted PBKDF2 hash with its iteration count", async () => {
+  it("stores the password only as a salted PBKDF2 hash with its iteration count, 100 000", async () => {
     const { name } = await account("hash");
     const stored = await runInDurableObject(env.SIP_ACCOUNTS.getByName(name), (_instance, state) =>
       state.storage.sql.exec<{ hash: ArrayBuffer; salt: ArrayBuffer; iterations: number }>(
         "SELECT hash, salt, iterations FROM credentials").toArray());
     expect(stored).toHaveLength(1);
-    expect(stored[0].iterations).toBe(SIP_PBKDF2_ITERATIONS);
+    expect(stored[0].iterations).toBe(100_000);
     expect(stored[0].hash.byteLength).toBe(32);
     expect(stored[0].salt.byteLength).toBe(16);
     const text = new TextDecoder().decode(new Uint8Array(stored[0].hash));
@@ -435,25 +434,54 @@ describe("Sip: audio", () => {
     expect(err.rawMessage).toContain("wav_files[0]");
   });
 
-  it("refuses more WAV files than allowed with resource_exhausted", async () => {
+  it("refuses 33 WAV files with resource_exhausted", async () => {
     const { sip } = await withSession("many");
-    const files = Array.from({ length: MAX_WAV_FILES + 1 }, () => wav16k(16));
-    expect(await codeOf(sip.playWavFiles({ wavFiles: files }))).toBe(Code.ResourceExhausted);
+    const files = Array.from({ length: 33 }, () => wav16k(16));
+    const err = await errorOf(sip.playWavFiles({ wavFiles: files }));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.rawMessage).toContain("at most 32");
   });
 
-  it("refuses WAV files larger than allowed in total with resource_exhausted", async () => {
-    // Two files of 2 MiB of samples plus their headers: just over the bound, within the read limit.
-    // The shared test client refuses to send more than 1 MiB, so this one is built with room for it.
-    const { name } = await withSession("large-sender");
-    const roomy = createClient(Sip, createTransport({
+  it("takes 32 WAV files past its bounds (then refuses them for want of a call)", async () => {
+    const { sip } = await withSession("thirty-two");
+    const files = Array.from({ length: 32 }, () => wav16k(16));
+    const err = await errorOf(sip.playWavFiles({ wavFiles: files }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.rawMessage).toContain("state ready");
+  });
+
+  /** A Sip client with room to send 4 MiB and more: the shared test client refuses more than 1 MiB. */
+  function roomySip(name: string) {
+    return createClient(Sip, createTransport({
       httpClient: createFetchClient((req) => exports.default.fetch(req)), baseUrl: "http://worker.test",
       useBinaryFormat: true, interceptors: [(next) => (req) => { req.header.set("authorization", basic(name, `pw of ${name}`)); return next(req); }],
       acceptCompression: [], sendCompression: null, compressMinBytes: 1024, readMaxBytes: 1 << 20, writeMaxBytes: 8 << 20,
     }));
-    const half = wav16k(MAX_WAV_TOTAL_BYTES / 4);
-    const err = await errorOf(roomy.playWavFiles({ wavFiles: [half, half] }));
+  }
+
+  /** A WAV of exactly 2 MiB (a 44-byte header and 16-bit samples), and the same with one byte more. */
+  const twoMib = () => {
+    const wav = wav16k((2 * 1024 * 1024 - 44) / 2);
+    expect(wav.byteLength).toBe(2_097_152);
+    return wav;
+  };
+
+  it("refuses WAV files of 4 MiB + 1 byte in total with resource_exhausted", async () => {
+    const { name } = await withSession("large-sender");
+    const half = twoMib();
+    const longer = new Uint8Array(half.byteLength + 1);
+    longer.set(half);
+    const err = await errorOf(roomySip(name).playWavFiles({ wavFiles: [half, longer] }));
     expect(err.code).toBe(Code.ResourceExhausted);
-    expect(err.rawMessage).toContain(`at most ${MAX_WAV_TOTAL_BYTES}`);
+    expect(err.rawMessage).toContain("4194305 bytes of WAV files; at most 4194304");
+  });
+
+  it("takes WAV files of exactly 4 MiB in total past its bounds (then refuses them for want of a call)", async () => {
+    const { name } = await withSession("four-mib-sender");
+    const half = twoMib();
+    const err = await errorOf(roomySip(name).playWavFiles({ wavFiles: [half, half] }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.rawMessage).toContain("state ready");
   });
 
   it("refuses PlayWavFiles without a connected call with failed_precondition", async () => {
