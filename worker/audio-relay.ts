@@ -9,13 +9,13 @@ import { tokenFrom, verifyIdentity } from "./auth";
 import type { AppEnv } from "./env";
 import { httpError } from "./http-errors";
 import { forwardUpgrade } from "./object-upgrade";
-import { NAME_PATTERN } from "../model/limits";
+import { NAME_PATTERN, NAME_RULE } from "../model/limits";
 import { POLICY_VIOLATION } from "../model/close-codes";
 
 export async function audioRelay(c: Context<AppEnv, "/audio/:room">): Promise<Response> {
   const room = c.req.param("room");
   if (!NAME_PATTERN.test(room)) {
-    return httpError(c, failure(Code.InvalidArgument, "room name must be 1–128 of A-Z a-z 0-9 . _ : @ -"));
+    return httpError(c, failure(Code.InvalidArgument, `room name must be ${NAME_RULE}`));
   }
   // Browsers cannot set headers on a WebSocket upgrade, hence `?access_token=` as well.
   const identity = await verifyIdentity(tokenFrom(c.req.raw.headers, c.req.url), c.env.AUTH_SECRET);

@@ -10,7 +10,7 @@ import { hs256Key } from "./auth";
 import type { LiveKitGrant } from "../model/livekit-grant";
 
 export type { LiveKitGrant };
-import { LIVEKIT_TOKEN_NBF_LEEWAY_S, NAME_PATTERN } from "../model/limits";
+import { LIVEKIT_TOKEN_NBF_LEEWAY_S, NAME_PATTERN, NAME_RULE } from "../model/limits";
 
 
 /** `canPublishSources` as AccessToken writes them (grants.ts `trackSourceToString`). */
@@ -27,7 +27,6 @@ const flag = (value: unknown, fallback: boolean) => (typeof value === "boolean" 
 const text = (value: unknown) => (typeof value === "string" ? value : "");
 /** Identities and room names follow the one name rule of every door (limits.ts NAME_PATTERN). */
 const isName = (value: unknown): value is string => typeof value === "string" && NAME_PATTERN.test(value);
-const NAME_RULE = "1–128 of A-Z a-z 0-9 . _ : @ -";
 
 /**
  * Verifies a LiveKit token as livekit-server's auth middleware does, whatever it grants: HS256 with

@@ -19,7 +19,7 @@ import { orThrow } from "./call-streams";
 import { envOf } from "./connect-context";
 import {
   MAX_RPC_TIMEOUT_MS, MAX_SIP_HEADER_KEY_BYTES, MAX_SIP_HEADER_VALUE_BYTES, MAX_SIP_HEADERS, MAX_SIP_PASSWORD_BYTES,
-  MAX_WAV_FILES, MAX_WAV_TOTAL_BYTES, NAME_PATTERN, SIP_MAX_RESPONSE_BYTES,
+  MAX_WAV_FILES, MAX_WAV_TOTAL_BYTES, NAME_PATTERN, NAME_RULE, SIP_MAX_RESPONSE_BYTES,
 } from "../model/limits";
 import { admit } from "./rate-limit";
 import { decodeWav, WavError, type PcmAudio } from "../codecs/wav-audio";
@@ -96,7 +96,7 @@ async function provenAccount(ctx: HandlerContext): Promise<string | undefined> {
 }
 
 function requireName(field: string, value: string): string {
-  if (!NAME_PATTERN.test(value)) throw new ConnectError(`${field} must be 1–128 of A-Z a-z 0-9 . _ : @ -`, Code.InvalidArgument);
+  if (!NAME_PATTERN.test(value)) throw new ConnectError(`${field} must be ${NAME_RULE}`, Code.InvalidArgument);
   return value;
 }
 
