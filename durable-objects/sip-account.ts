@@ -12,38 +12,28 @@
 import { DurableObject } from "cloudflare:workers";
 import { Code } from "@connectrpc/connect";
 import {
-  MAX_KNOWN_LOGIN_ADDRESSES, MAX_SIP_QUEUED_AUDIO_BYTES, MAX_SIP_STATUS_HISTORY, SIGNAL_TTL_MS, SIP_AUDIO_DIAL_AFTER_CONNECT_MS,
+  MAX_SIP_QUEUED_AUDIO_BYTES, MAX_SIP_STATUS_HISTORY, SIGNAL_TTL_MS,
   SIP_AUDIO_PAIRING_WAIT_MS, SIP_RING_TIMEOUT_MS,
 } from "../model/limits";
 import { convertPcm, WavError, type PcmAudio } from "../codecs/wav-audio";
 import type { CallChange } from "./call";
 import { AlarmClock } from "./alarm-clock";
 import { failure, success, type Result } from "../model/result";
-import { mayTryLogin, newLoginThrottle, recordFailedLogin, type LoginThrottle } from "../model/login-throttle";
 import { SipAudioLeg, type AudioLegEvents } from "./sip-audio-leg";
-import { fingerprint, hashPassword, sameBytes, verifyPassword, type PasswordHash } from "./sip-credentials";
+import { performSipEffect, type SipEffectHost } from "./sip-account-effects";
+import { hashPassword } from "./sip-credentials";
+import { LOGIN_SCHEMA, SipLogin } from "./sip-login";
 import {
   isAvailable, needsConnectedCall, newAccount, nextDeadline, step, type SipAccountState, type SipEffect,
   type SipEvent, type SipStatusEntry, type StatusName,
 } from "../model/sip-model";
 
 const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS credentials (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    hash BLOB NOT NULL,
-    salt BLOB NOT NULL,
-    iterations INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-  );
   CREATE TABLE IF NOT EXISTS account_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     body TEXT NOT NULL,
     standing_renew_at INTEGER
   );
-  CREATE TABLE IF NOT EXISTS known_addresses (
-    address TEXT PRIMARY KEY,
-    at INTEGER NOT NULL
-  ) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at INTEGER NOT NULL,
@@ -67,11 +57,7 @@ const STANDS_UNTIL_IT_LEAVES = Number.MAX_SAFE_INTEGER;
 export class SipAccount extends DurableObject<Env> {
   /** Undefined until the account is registered. */
   private state: SipAccountState | undefined;
-  private password: PasswordHash | undefined;
-  /** Fingerprint of the password last verified; memory only (see sip-credentials.ts). */
-  private verified: Uint8Array | undefined;
-  /** Wrong passwords lately, by client address; memory only (see model/login-throttle.ts). */
-  private throttle: LoginThrottle | undefined;
+  private login!: SipLogin;
   /** Whether this account stands as an answerer at its HostObject. */
   private standing = false;
   private readonly alarmClock = new AlarmClock(this.ctx.storage);
@@ -90,15 +76,14 @@ export class SipAccount extends DurableObject<Env> {
     ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql;
       sql.exec(SCHEMA);
+      sql.exec(LOGIN_SCHEMA);
+      this.login = new SipLogin(sql);
       const row = sql.exec<{ body: string; standing_renew_at: number | null }>(
         "SELECT body, standing_renew_at FROM account_state WHERE id = 1").toArray()[0];
       this.state = row ? (JSON.parse(row.body) as SipAccountState) : undefined;
       // The column once held a lease's renewal time: such an account stands again at its next
       // alarm, for good.
       this.standing = row?.standing_renew_at === STANDS_UNTIL_IT_LEAVES;
-      const cred = sql.exec<{ hash: ArrayBuffer; salt: ArrayBuffer; iterations: number }>(
-        "SELECT hash, salt, iterations FROM credentials WHERE id = 1").toArray()[0];
-      this.password = cred ? { hash: new Uint8Array(cred.hash), salt: new Uint8Array(cred.salt), iterations: cred.iterations } : undefined;
     });
   }
 
@@ -108,7 +93,7 @@ export class SipAccount extends DurableObject<Env> {
    * new account needs a bearer token whose `sub` is its name (worker/sip.ts), so a SIP account and
    * the token identity of the same name are always one party and nobody squats a free name. */
   async register(account: string, password: string, actor: string | undefined): Promise<Result<void>> {
-    const existed = this.password !== undefined;
+    const existed = this.login.registered;
     if (!existed && actor !== account) {
       return actor === undefined
         ? failure(Code.Unauthenticated, `creating account ${account} needs a bearer token whose sub is ${account}`)
@@ -119,62 +104,20 @@ export class SipAccount extends DurableObject<Env> {
     }
     const hashed = await hashPassword(password);
     // Someone may have created the account while this password was being hashed.
-    if (!existed && this.password !== undefined) {
+    if (!existed && this.login.registered) {
       return failure(Code.PermissionDenied, `account ${account} exists; registering it again needs its credentials`);
     }
     const applied = this.apply({ type: "register", now: Date.now() }, this.state ?? newAccount(account));
     if (!applied.ok) return applied;
-    this.ctx.storage.sql.exec(
-      "INSERT OR REPLACE INTO credentials (id, hash, salt, iterations, updated_at) VALUES (1, ?, ?, ?, ?)",
-      hashed.hash, hashed.salt, hashed.iterations, Date.now());
-    this.password = hashed;
-    this.verified = undefined;
+    this.login.store(hashed);
     await this.perform(applied.value);
     return success(undefined);
   }
 
   /** Checks a password from a client `address` (CF-Connecting-IP), within the throttle of failed
-   * logins: unauthenticated when wrong, resource_exhausted when this address or account has failed
-   * too often (model/login-throttle.ts). */
+   * logins (sip-login.ts). */
   async authenticate(password: string, address: string): Promise<Result<void>> {
-    const now = Date.now();
-    const throttle = this.throttle ??= newLoginThrottle(now);
-    const allowed = mayTryLogin(throttle, address, this.knowsAddress(address), now);
-    if (!allowed.ok) return allowed;
-    if (await this.passwordMatches(password)) {
-      this.rememberAddress(address, now);
-      return success(undefined);
-    }
-    this.throttle = recordFailedLogin(this.throttle ?? throttle, address, Date.now());
-    return failure(Code.Unauthenticated, "wrong account name or password");
-  }
-
-  private async passwordMatches(password: string): Promise<boolean> {
-    const stored = this.password;
-    if (!stored) {
-      // As slow as a real check, so response times do not tell which accounts exist.
-      await hashPassword(password);
-      return false;
-    }
-    const print = await fingerprint(password, stored);
-    if (this.verified && sameBytes(print, this.verified)) return true;
-    const ok = await verifyPassword(password, stored);
-    if (ok && this.password === stored) this.verified = print;
-    return ok;
-  }
-
-  private knowsAddress(address: string): boolean {
-    return this.ctx.storage.sql.exec("SELECT 1 FROM known_addresses WHERE address = ?", address).toArray().length > 0;
-  }
-
-  /** The owner's addresses, newest first, bounded; written only when one is new or a day old. */
-  private rememberAddress(address: string, now: number): void {
-    const sql = this.ctx.storage.sql;
-    const seen = sql.exec<{ at: number }>("SELECT at FROM known_addresses WHERE address = ?", address).toArray()[0];
-    if (seen && now - seen.at < 86_400_000) return;
-    sql.exec("INSERT OR REPLACE INTO known_addresses (address, at) VALUES (?, ?)", address, now);
-    sql.exec("DELETE FROM known_addresses WHERE address NOT IN (SELECT address FROM known_addresses ORDER BY at DESC LIMIT ?)",
-      MAX_KNOWN_LOGIN_ADDRESSES);
+    return this.login.check(password, address);
   }
 
   async startSession(autoAnswerSeconds: number, audioBase: string): Promise<Result<void>> {
@@ -362,78 +305,20 @@ export class SipAccount extends DurableObject<Env> {
     await this.scheduleAlarm();
   }
 
-  private async performOne(effect: SipEffect): Promise<void> {
-    const account = this.state!.account;
-    switch (effect.type) {
-      case "status":
-        return;
-      case "start_call": {
-        const call = this.env.CALLS.getByName(effect.callId);
-        // SIP carries no SDP and no ICE: the offer is empty and the caller is done at once; the
-        // media is the audio relay room named by the call id.
-        const started = await call.start(effect.callId, { host: effect.callee, caller: { identity: account, door: "sip" },
-          sdp: "", disableTrickle: true, deadline: effect.ringDeadline, meta: effect.meta });
-        if (!started.ok) {
-          const reason = started.code === Code.NotFound ? `${effect.callee} is not online` : started.message;
-          await this.run({ type: "ended", callId: effect.callId, failed: true, reason, now: Date.now() });
-          return;
-        }
-        const watched = await call.watch(account);
-        await call.act("caller", account, { op: "done" });
-        if (watched.ok) await this.followCall(watched.value);
-        return;
-      }
-      case "answer_call": {
-        const call = this.env.CALLS.getByName(effect.callId);
-        const claimed = await call.claim({ identity: account, door: "sip" });
-        await this.env.HOSTS.getByName(account).ack(effect.callId);
-        // Not claimed: taken through another door, or ended; its notification settles the state.
-        if (!claimed.ok) return;
-        await this.openLeg(effect.callId, claimed.value.caller.identity, false, 0);
-        const answered = await call.act("callee", account, { op: "answer", sdp: "" });
-        if (!answered.ok) return;
-        await call.act("callee", account, { op: "done" });
-        await this.run({ type: "connected", callId: effect.callId, now: Date.now() });
-        return;
-      }
-      case "end_call": {
-        const call = this.env.CALLS.getByName(effect.callId);
-        if (effect.claimFirst) {
-          await call.claim({ identity: account, door: "sip" });
-          await this.env.HOSTS.getByName(account).ack(effect.callId);
-        }
-        const ended = effect.code === null
-          ? await call.act(effect.side, account, { op: "hangup" })
-          : await call.act(effect.side, account, { op: "fail", code: effect.code, message: effect.reason });
-        if (!ended.ok && ended.code !== Code.FailedPrecondition) {
-          console.warn("sip account could not end its call", { callId: effect.callId, message: ended.message });
-        }
-        return;
-      }
-      case "open_leg":
-        await this.openLeg(effect.callId, effect.peer, effect.dials, effect.dialUntil + SIP_AUDIO_DIAL_AFTER_CONNECT_MS);
-        return;
-      case "close_leg":
-        if (this.leg?.callId === effect.callId) {
-          this.leg.close();
-          this.leg = undefined;
-        }
-        return;
-      case "stop_playback":
-        this.leg?.stopPlayback();
-        return;
-      case "drain": {
-        const leg = this.leg?.callId === effect.callId ? this.leg : undefined;
-        const drained = leg ? leg.whenDrained() : Promise.resolve();
-        // Not awaited: EndCall returns at soft_hangup_initiated; the alarm bounds the wait.
-        this.background("soft hangup", drained.then(() => this.run({ type: "drained", callId: effect.callId, now: Date.now() })));
-        return;
-      }
-      case "set_muted":
-        this.leg?.setMuted(effect.muted);
-        return;
-    }
+  private performOne(effect: SipEffect): Promise<void> {
+    return performSipEffect(this.effectHost, this.state!.account, effect);
   }
+
+  /** What sip-account-effects.ts may reach of this account to perform an effect. */
+  private readonly effectHost: SipEffectHost = {
+    env: this.env,
+    run: (event) => this.run(event),
+    followCall: (change) => this.followCall(change),
+    openLeg: (callId, peer, dials, dialUntil) => this.openLeg(callId, peer, dials, dialUntil),
+    leg: () => this.leg,
+    dropLeg: () => { this.leg = undefined; },
+    background: (what, work) => this.background(what, work),
+  };
 
   /** Brings the account in line with what the call model says about its current call. */
   private async followCall(change: CallChange): Promise<void> {

@@ -1,5 +1,5 @@
 // Every bound the service enforces, in one place, each with the reason for its value.
-// The README's "Limits" table is written from this file.
+// docs/limits.md's table is written from this file.
 
 /** Largest Connect/gRPC-web message accepted or sent. SDPs with many candidates are ~10 KiB;
  * 64 KiB leaves room for long SDPs (simulcast, many codecs) while keeping a hostile client cheap. */
@@ -249,8 +249,8 @@ export const FAILED_LOGINS_PER_ADDRESS_BURST = 5;
 export const FAILED_LOGINS_PER_ACCOUNT_BURST = 20;
 export const FAILED_LOGIN_REFILL_MS = 60_000;
 
-/** Failing addresses one account remembers (memory only), and addresses it knows its owner by
- * (stored, the most recent successful logins): enough for a person's devices and networks. */
+/** Failing addresses one account remembers, and addresses it knows its owner by (the most recent
+ * successful logins): enough for a person's devices and networks. */
 export const MAX_THROTTLED_ADDRESSES = 1_024;
 export const MAX_KNOWN_LOGIN_ADDRESSES = 16;
 

@@ -3,7 +3,7 @@
 // statuses it returns to the account's history, and performs the other effects (place or end the
 // call in the shared call model, open or close the account's audio leg).
 //
-// Decisions the seed leaves open (also in the README's state diagram, built from NEXT_STATUSES):
+// Decisions the seed leaves open (also in docs/sip.md's state diagram, built from NEXT_STATUSES):
 // - Every transition appends one status; GetSipStatus is always the newest entry of the history.
 // - A call that ends before it connected ends in `*_call_failed` when it failed (ring timeout,
 //   callee offline or declined, an error) and in `*_call_finished` when a party hung up; a
