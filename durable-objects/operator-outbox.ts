@@ -9,7 +9,6 @@
 // and a webhook receiver sees the same event id (LiveKit's webhooks are at least once too).
 import { webhookBody, newEventId } from "../codecs/livekit-operator";
 import { directoryShard, webhookUrls, type OperatorEvent, type RoomKind } from "../model/operator-events";
-import { OUTBOX_RETRY_MS } from "../model/limits";
 import type { DirectoryUpdate } from "./room-directory";
 
 const PREFIX = "outbox/";
@@ -25,13 +24,20 @@ export interface WebhookDelivery {
   body: string;
 }
 
-interface OutboxRow {
+/** One event waiting to be sent. */
+interface OutboxEntry {
   id: string;
   /** Orders the room's updates in the directory (see RoomDirectory.record). */
   seq: number;
-  kind: RoomKind;
   event: OperatorEvent;
   body: string;
+}
+
+/** The events of one state change: one row, so a change costs one row written and one deleted
+ * however many events it has (a call's start has two, its end three). */
+interface OutboxRow {
+  kind: RoomKind;
+  entries: OutboxEntry[];
 }
 
 export class OperatorOutbox {
@@ -49,26 +55,22 @@ export class OperatorOutbox {
     return this.waiting;
   }
 
-  /** When the alarm should come to send waiting rows again, or null. */
-  retryAt(now: number): number | null {
-    return this.waiting ? now + OUTBOX_RETRY_MS : null;
-  }
-
   /**
    * Writes the rows of `events`. Call it in the same synchronous block as the write of the state
    * change (or inside its `transactionSync`): the object's storage commits both at once or neither.
    */
   write(events: OperatorEvent[]): void {
-    for (const event of events) {
+    if (!events.length) return;
+    const entries = events.map((event) => {
       // Milliseconds × 1000, then one more per event: above every seq this room used before, across
       // wakes too, since no object wakes twice within the same millisecond.
       const seq = Math.max(this.lastSeq + 1, event.at * 1000);
       this.lastSeq = seq;
       const id = newEventId();
-      const row: OutboxRow = { id, seq, kind: this.kind, event, body: webhookBody(event, id) };
-      this.storage.kv.put(`${PREFIX}${String(seq).padStart(17, "0")}`, row);
-    }
-    if (events.length) this.waiting = true;
+      return { id, seq, event, body: webhookBody(event, id) };
+    });
+    this.storage.kv.put(`${PREFIX}${String(entries[0].seq).padStart(17, "0")}`, { kind: this.kind, entries } satisfies OutboxRow);
+    this.waiting = true;
   }
 
   /** Sends every waiting row to its consumers and deletes it; one send at a time, and rows written
@@ -95,8 +97,10 @@ export class OperatorOutbox {
     // in seq order, so the last one of a room is its newest).
     const newest = new Map<string, DirectoryUpdate>();
     for (const [, row] of rows) {
-      newest.set(row.event.room.name, { kind: row.kind, seq: row.seq, room: row.event.room,
-        finished: row.event.event === "room_finished" });
+      for (const entry of row.entries) {
+        newest.set(entry.event.room.name, { kind: row.kind, seq: entry.seq, room: entry.event.room,
+          finished: entry.event.event === "room_finished" });
+      }
     }
     const shards = new Map<number, DirectoryUpdate[]>();
     for (const update of newest.values()) {
@@ -105,10 +109,10 @@ export class OperatorOutbox {
     }
     await Promise.all([...shards].map(([shard, updates]) => this.env.ROOM_DIRECTORY.getByName(`shard-${shard}`).record(updates)));
     const urls = webhookUrls(this.env.WEBHOOK_URLS);
-    const messages = rows.flatMap(([, row]) => urls.map((url) => ({
-      body: { v: 1, url, id: row.id, event: row.event.event, body: row.body } satisfies WebhookDelivery,
+    const messages = rows.flatMap(([, row]) => row.entries.flatMap((entry) => urls.map((url) => ({
+      body: { v: 1, url, id: entry.id, event: entry.event.event, body: entry.body } satisfies WebhookDelivery,
       contentType: "json" as const,
-    })));
+    }))));
     for (let i = 0; i < messages.length; i += QUEUE_BATCH) {
       await this.env.OPERATOR_WEBHOOKS.sendBatch(messages.slice(i, i + QUEUE_BATCH));
     }
