@@ -283,8 +283,12 @@ async function main() {
         // The experiments beside it (viam-floor-bench.mjs EXPERIMENTS): the floor routed as the spine
         // routes a call, through a new object per call, and the same with the offer handed out first,
         // which say what that routing costs and what of it one change would win back.
-        const [floor, ...experiments] = await Promise.all([startViamFloor(AUTH_SECRET),
-          ...config.viamFloor.experiments.map((key) => startViamFloor(AUTH_SECRET, { name: `wrangler dev (${EXPERIMENTS[key].label})`, shape: EXPERIMENTS[key].shapeVar }))]);
+        // One after another: wrangler dev instances started at once have collided on a port here.
+        const floor = await startViamFloor(AUTH_SECRET);
+        const experiments = [];
+        for (const key of config.viamFloor.experiments) {
+          experiments.push(await startViamFloor(AUTH_SECRET, { name: `wrangler dev (${EXPERIMENTS[key].label})`, shape: EXPERIMENTS[key].shapeVar }));
+        }
         try {
           results.viamFloor = await viamFloorComparison({ ours: worker, floor, protos, secret: AUTH_SECRET, cpuOf, ...config.viamFloor,
             experiments: Object.fromEntries(config.viamFloor.experiments.map((key, i) => [key, experiments[i]])) });
