@@ -19,6 +19,7 @@ export interface LoginThrottle {
   addresses: Map<string, TokenBucket>;
 }
 
+/** Tokens a second (token-bucket.ts counts rates per second). */
 const RATE = 1000 / FAILED_LOGIN_REFILL_MS;
 
 export function newLoginThrottle(now: number): LoginThrottle {
@@ -52,6 +53,6 @@ export function recordFailedLogin(throttle: LoginThrottle, address: string, now:
 
 /** Milliseconds until the bucket holds a whole token again (0: it holds one now). */
 function waitFor(bucket: TokenBucket, now: number, burst: number): number {
-  const tokens = Math.min(burst, bucket.tokens + (Math.max(0, now - bucket.at) * RATE));
-  return tokens >= 1 ? 0 : Math.ceil((1 - tokens) / RATE);
+  const tokens = Math.min(burst, bucket.tokens + (Math.max(0, now - bucket.at) * RATE) / 1000);
+  return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) * 1000) / RATE);
 }
