@@ -10,9 +10,6 @@ import { DisconnectReason, ParticipantInfo_State, type ParticipantInfo } from ".
 import {
   LeaveRequest_Action, RequestResponse_Reason, SignalTarget, UpdateParticipantMetadataSchema, type SignalRequest,
 } from "../proto/gen/livekit_rtc_pb";
-import {
-  LIVEKIT_PING_INTERVAL_S, LIVEKIT_PING_TIMEOUT_S, LIVEKIT_RESTART_SETTLE_MS, LIVEKIT_RESUME_WINDOW_MS,
-} from "../model/limits";
 import { ANSWER, DATA_OFFER, grantFor, micOffer } from "./livekit-fixtures";
 import { addMic, answer, leave, offer, pairedRoom, pingReq, Room, T0, trickle } from "./livekit-room-driver";
 
@@ -34,11 +31,11 @@ describe("livekit room: joining", () => {
     expect(room.first("a1", "join").subscriberPrimary).toBe(false);
   });
 
-  it("tells the client livekit-server's ping interval and timeout", () => {
+  it("tells the client livekit-server's ping interval and timeout: 5 s and 15 s", () => {
     const room = new Room();
     room.join("a1", "alice");
     const join = room.first("a1", "join");
-    expect([join.pingInterval, join.pingTimeout]).toEqual([LIVEKIT_PING_INTERVAL_S, LIVEKIT_PING_TIMEOUT_S]);
+    expect([join.pingInterval, join.pingTimeout]).toEqual([5, 15]);
   });
 
   it("reports a server version from which livekit-client allows RPC", () => {
@@ -181,7 +178,7 @@ describe("livekit room: leaving and restarting", () => {
     expect(room.first("c1", "join").otherParticipants).toEqual([]);
   });
 
-  it("pairs the rejoined participant with the newcomer LIVEKIT_RESTART_SETTLE_MS after its join", () => {
+  it("pairs the rejoined participant with the newcomer 2 s after its join", () => {
     const room = pairedRoom();
     room.send("b1", leave());
     room.join("c1", "carol");
@@ -191,8 +188,8 @@ describe("livekit room: leaving and restarting", () => {
     room.join("a2", "alice");
     expect(room.cases("a2")).toEqual(["join"]);
     expect(room.first("c1", "update").participants[0].identity).toBe("alice");
-    expect(nextDeadline(room.state)).toBe(T0 + LIVEKIT_RESTART_SETTLE_MS);
-    room.tick(T0 + LIVEKIT_RESTART_SETTLE_MS);
+    expect(nextDeadline(room.state)).toBe(T0 + 2_000);
+    room.tick(T0 + 2_000);
     expect(room.cases("a2")).toEqual(["update", "offer"]);
     expect(room.session("alice")!.peerEpoch).toBe(room.session("carol")!.epoch);
   });
@@ -202,13 +199,13 @@ describe("livekit room: leaving and restarting", () => {
     room.send("b1", leave());
     room.now = T0 + 1_000;
     room.join("b2", "bob");
-    expect(room.session("bob")!.settleUntil).toBe(T0 + 1_000 + LIVEKIT_RESTART_SETTLE_MS);
+    expect(room.session("bob")!.settleUntil).toBe(T0 + 1_000 + 2_000);
   });
 
-  it("counts a join later than the resume window after the same identity left as a fresh join", () => {
+  it("counts a join 20 s (the resume window) after the same identity left as a fresh join", () => {
     const room = pairedRoom();
     room.send("b1", leave());
-    room.now = T0 + LIVEKIT_RESUME_WINDOW_MS;
+    room.now = T0 + 20_000;
     room.join("b2", "bob");
     expect(room.session("bob")!.settleUntil).toBeUndefined();
   });
@@ -221,11 +218,11 @@ describe("livekit room: leaving and restarting", () => {
     expect(room.first("a1", "leave").action).toBe(LeaveRequest_Action.RECONNECT);
   });
 
-  it("keeps a participant whose socket closed until the resume window ends", () => {
+  it("keeps a participant whose socket closed until the 20 s resume window ends", () => {
     const room = pairedRoom();
     room.closed("b1");
-    expect(room.tick(T0 + LIVEKIT_RESUME_WINDOW_MS - 1)).toEqual([]);
-    room.tick(T0 + LIVEKIT_RESUME_WINDOW_MS);
+    expect(room.tick(T0 + 20_000 - 1)).toEqual([]);
+    room.tick(T0 + 20_000);
     expect(room.first("a1", "update").participants[0]).toMatchObject({ identity: "bob", state: ParticipantInfo_State.DISCONNECTED, disconnectReason: DisconnectReason.SIGNAL_CLOSE });
   });
 });

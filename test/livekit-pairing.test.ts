@@ -5,7 +5,6 @@ import { emptyRoom, nextDeadline } from "../model/livekit-model";
 import { NORMAL_CLOSURE } from "../model/close-codes";
 import { DisconnectReason } from "../proto/gen/livekit_models_pb";
 import { LeaveRequest_Action, SignalTarget } from "../proto/gen/livekit_rtc_pb";
-import { LIVEKIT_MAX_PARKED_CANDIDATES, LIVEKIT_PEER_WAIT_MS } from "../model/limits";
 import { ANSWER, CANDIDATE, DATA_OFFER } from "./livekit-fixtures";
 import { answer, offer, pairedRoom, Room, T0, trickle } from "./livekit-room-driver";
 
@@ -18,11 +17,11 @@ describe("livekit room: waiting for a peer and pairing", () => {
     expect(room.session("alice")).toMatchObject({ offer: { id: 1, answered: false }, candidates: [CANDIDATE] });
   });
 
-  it("keeps at most LIVEKIT_MAX_PARKED_CANDIDATES candidates for a lone participant", () => {
+  it("keeps at most 64 candidates for a lone participant", () => {
     const room = new Room();
     room.join("a1", "alice");
-    for (let i = 0; i <= LIVEKIT_MAX_PARKED_CANDIDATES; i++) room.send("a1", trickle(SignalTarget.PUBLISHER, `c${i}`));
-    expect(room.session("alice")!.candidates).toHaveLength(LIVEKIT_MAX_PARKED_CANDIDATES);
+    for (let i = 0; i <= 64; i++) room.send("a1", trickle(SignalTarget.PUBLISHER, `c${i}`));
+    expect(room.session("alice")!.candidates).toHaveLength(64);
   });
 
   it("delivers the parked offer to the second participant with its id, after an update naming the publisher", () => {
@@ -69,16 +68,16 @@ describe("livekit room: waiting for a peer and pairing", () => {
     expect(room.first("a1", "trickle")).toMatchObject({ candidateInit: CANDIDATE, target: SignalTarget.PUBLISHER });
   });
 
-  it("schedules a lone participant's deadline LIVEKIT_PEER_WAIT_MS after its join", () => {
+  it("schedules a lone participant's deadline 12 s after its join", () => {
     const room = new Room();
     room.join("a1", "alice");
-    expect(nextDeadline(room.state)).toBe(T0 + LIVEKIT_PEER_WAIT_MS);
+    expect(nextDeadline(room.state)).toBe(T0 + 12_000);
   });
 
   it("sends leave JOIN_FAILURE to a participant still alone when its wait ends, and removes it", () => {
     const room = new Room();
     room.join("a1", "alice");
-    room.tick(T0 + LIVEKIT_PEER_WAIT_MS);
+    room.tick(T0 + 12_000);
     expect(room.first("a1", "leave")).toMatchObject({ reason: DisconnectReason.JOIN_FAILURE, action: LeaveRequest_Action.DISCONNECT });
     expect(room.closes("a1")).toMatchObject([{ code: NORMAL_CLOSURE }]);
     expect(room.state).toEqual(emptyRoom("room-1"));
@@ -87,7 +86,7 @@ describe("livekit room: waiting for a peer and pairing", () => {
   it("lets a participant wait until its deadline", () => {
     const room = new Room();
     room.join("a1", "alice");
-    expect(room.tick(T0 + LIVEKIT_PEER_WAIT_MS - 1)).toEqual([]);
+    expect(room.tick(T0 + 12_000 - 1)).toEqual([]);
   });
 
   it("clears the wait deadline once two participants are paired", () => {
