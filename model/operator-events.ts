@@ -171,12 +171,17 @@ export function callEvents(prev: CallState | undefined, next: CallState, now: nu
 /** The directory shard of a room: FNV-1a of its name, modulo ROOM_DIRECTORY_SHARDS. Names are ids
  * or user-chosen, so a cheap hash spreads them evenly enough; nothing adversarial rides on it. */
 export function directoryShard(name: string, shards = ROOM_DIRECTORY_SHARDS): number {
+  return fnv1a(name) % shards;
+}
+
+/** 32-bit FNV-1a of a string's UTF-16 code units. */
+function fnv1a(text: string): number {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) {
-    hash ^= name.charCodeAt(i);
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  return hash % shards;
+  return hash;
 }
 
 /** WEBHOOK_URLS: comma-separated http(s) URLs; blanks and anything else are ignored. */
@@ -253,7 +258,8 @@ export function audioRoom(name: string, record: AudioRoomMembers, numParticipant
 
 export function audioParticipant(name: string, identity: string, joinedAt: number, state: OperatorParticipant["state"] = "active",
   reason?: LeaveReason): OperatorParticipant {
-  return { sid: `PA_${name.slice(0, 4)}${identity.slice(0, 8)}`, identity, name: identity, joinedAt, kind: "standard", state,
+  // Stable for the username in this room, so its joined and left events carry the same sid.
+  return { sid: `PA_${fnv1a(`${name}\n${identity}`).toString(36).padStart(7, "0")}`, identity, name: identity, joinedAt, kind: "standard", state,
     metadata: JSON.stringify({ door: "audio" }), ...(reason ? { disconnectReason: reason } : {}) };
 }
 

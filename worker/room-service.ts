@@ -32,7 +32,7 @@ const CALL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** What an object holding rooms answers for RoomService (CallObject, LiveKitRoom, AudioRoom). */
 interface OperatorRoomObject {
-  operatorRoom(name: string): Promise<Result<{ room: OperatorRoom; participants: OperatorParticipant[] }>>;
+  operatorRoom(): Promise<Result<{ room: OperatorRoom; participants: OperatorParticipant[] }>>;
   endByOperator(reason: "participant_removed" | "room_deleted", identity?: string): Promise<Result<void>>;
 }
 
@@ -139,7 +139,7 @@ async function findRoom(env: Env, name: string): Promise<DirectoryEntry | null> 
   const entry = await shardStub(env, directoryShard(name)).lookup(name);
   if (entry) return entry;
   for (const kind of (CALL_ID.test(name) ? ["call"] : ["audio", "livekit"]) as RoomKind[]) {
-    const view = await roomObject(env, kind, name).operatorRoom(name);
+    const view = await roomObject(env, kind, name).operatorRoom();
     if (view.ok) return { kind, room: view.value.room };
   }
   return null;
@@ -148,7 +148,7 @@ async function findRoom(env: Env, name: string): Promise<DirectoryEntry | null> 
 async function viewOf(env: Env, name: string): Promise<Result<{ room: OperatorRoom; participants: OperatorParticipant[] }>> {
   const entry = await findRoom(env, name);
   if (!entry) return roomNotFound();
-  return roomObject(env, entry.kind, name).operatorRoom(name);
+  return roomObject(env, entry.kind, name).operatorRoom();
 }
 
 // ---- Twirp ---------------------------------------------------------------------------------
