@@ -12,7 +12,9 @@
 // Both speak Connect (binary protobuf) over HTTP/1.1 on loopback, through one keep-alive pool per
 // server.
 //
-// Measured, for each server (ours first, then the floor, in each phase):
+// Measured, for each server and each floor-shaped experiment (EXPERIMENTS below: the floor with
+// one trait of ours), in `rounds` interleaved rounds per phase (ours, the floor, each experiment in
+// turn), so load from other processes on the machine falls on all alike:
 // - latency: `calls` calls one after another over the 20 machines, Call → answer → first
 //   candidate (median, p99), and where that time goes, from the two clients' own clocks (one
 //   process): Call sent → the answerer holds the offer; answer written → the caller holds it;
