@@ -232,6 +232,16 @@ describe("webhooks, through the real SDK's WebhookReceiver", () => {
     const joined = events.find((e) => e.event.event === "participant_joined" && e.event.participant?.identity === bob.name)!;
     expect(joined.event.participant?.kind).toBe(3); // ParticipantInfo.Kind.SIP
   });
+
+  it("a call nobody answers aborts its caller's connection (participant_connection_aborted)", async () => {
+    const caller = unique("alice");
+    const viam = createClient(SignalingService, createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }));
+    const stream = viam.call({ sdp: "v=0\r\noffer\r\n" }, { headers: { ...(await bearer(caller)), "rpc-host": unique("nobody") } });
+    expect(await endOf(stream[Symbol.asyncIterator]())).toMatch(/not_found|no .*online|answer/i);
+    const events = await eventsOf(caller, ["room_started", `participant_joined:${caller}`,
+      `participant_connection_aborted:${caller}`, "room_finished"]);
+    expect(events.find((e) => e.event.event === "participant_connection_aborted")?.event.participant?.state).toBe(3); // DISCONNECTED
+  });
 });
 
 // ---- RoomService ---------------------------------------------------------------------------------
