@@ -24,6 +24,10 @@ const RECONNECT_MS = 100;
 const CALL_RETRY_MS = 50;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** HTTP/1.1 without Node's keep-alive pool: a socket pooled before the restart leads to the stopped
+ * server (same port), and a request sent on it fails with EPIPE or ECONNRESET, not from the server. */
+const fresh = (baseUrl: string) => ({ baseUrl, httpVersion: "1.1" as const, nodeOptions: { agent: false as const } });
 const run = Date.now().toString(36);
 
 function bearer(sub: string) {
@@ -34,14 +38,14 @@ type SipClient = Client<typeof Sip>;
 
 function sipAs(baseUrl: string, account: string, password: string): SipClient {
   return createClient(Sip, createConnectTransport({
-    baseUrl, httpVersion: "1.1",
+    ...fresh(baseUrl),
     interceptors: [(next) => (req) => { req.header.set("authorization", `Basic ${btoa(`${account}:${password}`)}`); return next(req); }],
   }));
 }
 
 async function registerSip(baseUrl: string, name: string, password: string): Promise<void> {
   const token = await tokenFor(name);
-  await createClient(Sip, createConnectTransport({ baseUrl, httpVersion: "1.1",
+  await createClient(Sip, createConnectTransport({ ...fresh(baseUrl),
     interceptors: [(next) => (req) => { req.header.set("authorization", `Bearer ${token}`); return next(req); }],
   })).registerAccount({ accountName: name, password });
 }
@@ -71,7 +75,7 @@ function viamMachine(baseUrl: () => string, host: string) {
   let streamsOpened = 0;
   void (async () => {
     while (!abort.signal.aborted) {
-      const client = createClient(SignalingService, createGrpcWebTransport({ baseUrl: baseUrl(), httpVersion: "1.1" }));
+      const client = createClient(SignalingService, createGrpcWebTransport({ ...fresh(baseUrl()) }));
       const outbound = createWritableIterable<MessageInitShape<typeof AnswerResponseSchema>>();
       try {
         const headers = { ...(await bearer(host)()), "rpc-host": host, "heartbeats-allowed": "true" };
@@ -100,7 +104,7 @@ function viamMachine(baseUrl: () => string, host: string) {
 
 /** A Viam caller's whole exchange: Call (until the answer and the stream's end), then CallUpdate done. */
 async function callMachine(baseUrl: string, caller: string, host: string): Promise<{ uuid: string; answer: string }> {
-  const client = createClient(SignalingService, createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }));
+  const client = createClient(SignalingService, createGrpcWebTransport({ ...fresh(baseUrl) }));
   const headers = { ...(await bearer(caller)()), "rpc-host": host };
   let uuid = "";
   let answer = "";
@@ -182,6 +186,7 @@ describe("wrangler dev stopped and started again on the same state", () => {
 
   afterAll(async () => {
     host?.stop();
+    if (process.env.E2E_LOG) console.log(server?.output());
     await server?.stop();
     rmSync(persist, { recursive: true, force: true });
   });
