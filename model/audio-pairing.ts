@@ -22,6 +22,7 @@
 //   in its new state, such messages are discarded instead of costing it its socket; an audio
 //   stream at 50 packets/s always has a few frames on the wire when the peer hangs up.
 import { AudioMessageType, CloseCode, type AudioPacket } from "../codecs/audio-codec";
+import { POLICY_VIOLATION } from "./close-codes";
 
 export type PairingState =
   /** In no call. */
@@ -74,7 +75,8 @@ export interface PairingTransition {
   effects: PairingEffect[];
 }
 
-export const REPLACED_CLOSE_CODE = 1008;
+/** A newer socket of the same identity takes the place: the older one may not stay. */
+export const REPLACED_CLOSE_CODE = POLICY_VIOLATION;
 export const REPLACED_REASON = "replaced by a newer connection";
 
 type Move =
