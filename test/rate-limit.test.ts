@@ -50,6 +50,21 @@ describe("token bucket", () => {
 });
 
 describe("HostObject.lease", () => {
+  it("starts an identity with a burst of 40: a lease of 41 gets 40", async () => {
+    const host = env.HOSTS.getByName(unique("leaser"));
+    expect((await host.lease(41)).granted).toBe(40);
+  });
+
+  it("refills 20 tokens a second: half a second after the burst is spent, a lease gets 10 (no more than the time allows)", async () => {
+    const host = env.HOSTS.getByName(unique("leaser"));
+    const before = Date.now();
+    expect((await host.lease(40)).granted).toBe(40);
+    await sleep(500);
+    const { granted } = await host.lease(40);
+    expect(granted).toBeGreaterThanOrEqual(10);
+    expect(granted).toBeLessThanOrEqual(Math.floor(((Date.now() - before) / 1000) * 20));
+  });
+
   it(`hands out the ${REQUEST_BURST}-token burst, then refuses with the time until the next token`, async () => {
     const host = env.HOSTS.getByName(unique("leaser"));
     const started = Date.now();
