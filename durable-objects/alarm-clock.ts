@@ -21,6 +21,20 @@ export class AlarmClock {
     else await this.storage.setAlarm(at);
   }
 
+  /**
+   * Arms the alarm for `at` unless it is already set no later (and still ahead): an object whose
+   * alarm handler re-schedules from its state can let an early alarm fire and re-arm, instead of
+   * writing the alarm back and forth as deadlines come and go (the operator outbox's retry).
+   */
+  async setNoLaterThan(at: number): Promise<void> {
+    if (this.at === undefined) {
+      const stored = await this.storage.getAlarm();
+      if (this.at === undefined) this.at = stored;
+    }
+    if (this.at !== null && this.at <= at && this.at > Date.now()) return;
+    await this.set(at);
+  }
+
   /** The object knows its alarm without reading it: an object with no storage yet has none. */
   knownUnset(): void {
     this.at ??= null;

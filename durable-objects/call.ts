@@ -6,8 +6,9 @@
 // counted, a side's done) rides in a socket attachment, which survives hibernation, and is folded
 // back in on every wake; after a reset, which drops the sockets with their attachments, the doors
 // say it again as they reconnect (the callee's socket re-claims, a candidate carries its index).
+import { INVALID_PAYLOAD, NORMAL_CLOSURE } from "../model/close-codes";
 import { Code } from "@connectrpc/connect";
-import { MAX_QUEUED_SIGNALS, OUTBOX_RETRY_MS } from "../model/limits";
+import { MAX_QUEUED_SIGNALS, OUTBOX_COALESCE_MS, OUTBOX_RETRY_MS } from "../model/limits";
 import {
   deadlines, inboundClosed, step, type CallEvent, type CallState, type Door,
   type IceCandidate, type Party, type Side, type Signal, type SocketFacts,
@@ -54,6 +55,8 @@ export class CallObject extends HibernatingObject<Env> {
   /** The deadline each socket's door was last asked to serve (memory only: after a wake the
    * doors are told again, which changes nothing for them). */
   private readonly wakes = new WeakMap<WebSocket, number | null>();
+  /** A send of the outbox is scheduled (persist). */
+  private flushSoon = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -174,7 +177,7 @@ export class CallObject extends HibernatingObject<Env> {
     try {
       request = JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message)) as CallRequest;
     } catch {
-      closeSocket(ws, 1007, "not a JSON request");
+      closeSocket(ws, INVALID_PAYLOAD, "not a JSON request");
       return;
     }
     const result = await this.perform(me, request);
@@ -190,7 +193,7 @@ export class CallObject extends HibernatingObject<Env> {
     const { side } = me;
     const unread = record.backlog[side].some((s) => s.seq >= record.read[side]);
     // 1000: the door finished with this side; anything else: its client (or the door) went away.
-    this.apply({ type: "disconnect", side, clean: code === 1000, unread, now: Date.now() });
+    this.apply({ type: "disconnect", side, clean: code === NORMAL_CLOSURE, unread, now: Date.now() });
     // Counters this socket carried that no write has taken yet leave with it unless written now.
     if (this.record && countersOf(this.record, side) !== this.storedCounters[side]) this.persist();
   }
@@ -419,7 +422,15 @@ export class CallObject extends HibernatingObject<Env> {
     this.storedCounters = { caller: countersOf(record, "caller"), callee: countersOf(record, "callee") };
     this.mark();
     void this.scheduleAlarm();
-    if (events.length) this.ctx.waitUntil(this.sendOutbox());
+    // A call's changes come in bursts (the answer, then both dones): rows written within
+    // OUTBOX_COALESCE_MS go out in one send, one directory update instead of one per change.
+    if (events.length && !this.flushSoon) {
+      this.flushSoon = true;
+      this.ctx.waitUntil(scheduler.wait(OUTBOX_COALESCE_MS).then(() => {
+        this.flushSoon = false;
+        return this.sendOutbox();
+      }));
+    }
   }
 
   /** Sends the outbox's rows; on failure they wait for the alarm (scheduleAlarm: outboxRetry). */
@@ -429,11 +440,9 @@ export class CallObject extends HibernatingObject<Env> {
     } catch (err) {
       console.warn("operator events not sent yet", { callId: this.record?.call.id, err: String(err) });
     }
-    // Sent: the alarm goes back to the call's own deadline.
-    if (!this.outbox.pending && this.outboxRetryAt !== undefined) {
-      this.outboxRetryAt = undefined;
-      await this.scheduleAlarm();
-    }
+    // Sent: the alarm, brought forward for a retry, is left to fire early and re-arm for the
+    // call's own deadline (scheduleAlarm): moving it back would cost a write per change.
+    if (!this.outbox.pending) this.outboxRetryAt = undefined;
   }
 
   /** The time by which waiting outbox rows are sent again, or Infinity when none wait. */
@@ -485,7 +494,7 @@ export class CallObject extends HibernatingObject<Env> {
       ? deadlines(record.call).filter((d) => !(d.servedBy && this.socketOf(d.servedBy))).map((d) => d.at)
       : [];
     if (!record && !this.outbox.pending) return;
-    await this.alarmClock.set(Math.min(...times, this.outboxRetry()));
+    await this.alarmClock.setNoLaterThan(Math.min(...times, this.outboxRetry()));
   }
 
   /** Tells each connected side's door the deadline it serves (or none), when that changed. */

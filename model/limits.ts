@@ -288,6 +288,11 @@ export const WEBHOOK_TOKEN_TTL_S = 300;
  * before it finishes), its alarm sends them again after this long. */
 export const OUTBOX_RETRY_MS = 5_000;
 
+/** A call object sends its outbox this long after a change, so the burst of a call's setup (answer,
+ * both dones, the end) goes to the room directory in one update, not one per change; a webhook is
+ * late by no more than this. */
+export const OUTBOX_COALESCE_MS = 25;
+
 /** Directory shards: rooms are spread over this many objects by a hash of their name, so no one
  * object takes every room's writes (bench/room-directory-bench.mjs measures what one takes).
  * ListRooms asks each shard once. Changing it moves rooms between shards: only on a fresh

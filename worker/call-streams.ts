@@ -1,5 +1,6 @@
 // How a door follows a call and waits for one, over the spine's sockets (object-sockets.ts).
 // Shared by every door so each stays a translation.
+import { NORMAL_CLOSURE } from "../model/close-codes";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { CallObject } from "../durable-objects/call";
 import type { Door, Signal } from "../model/call-model";
@@ -57,7 +58,7 @@ export async function waitForCall(env: Env, hosts: string[], door: Door, opts: {
     return null;
   }
   return { ...taken, release: (code) => {
-    taken.socket.close(code, code === 1000 ? "finished" : "callee went away");
+    taken.socket.close(code, code === NORMAL_CLOSURE ? "finished" : "callee went away");
     answerer.close();
   } };
 }
@@ -115,7 +116,7 @@ export async function* serveCallee<Out>(opts: {
     throw publicError(err);
   } finally {
     // Not settled: the client went away mid-stream, which the object hears as an abandoned socket.
-    opts.call.release(settled ? 1000 : SPINE_CLOSE.abandoned);
+    opts.call.release(settled ? NORMAL_CLOSURE : SPINE_CLOSE.abandoned);
   }
 }
 

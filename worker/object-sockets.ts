@@ -2,6 +2,7 @@
 // pushed as they happen, and the sockets of a waiting answerer to its hosts' objects. Opening one
 // is one object request (`stub.fetch` upgrade); everything after rides on it, and the object may
 // hibernate between messages while the door keeps waiting (a Worker waiting costs no duration).
+import { NORMAL_CLOSURE } from "../model/close-codes";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { asyncQueue } from "../client/async-queue";
 import type { CallObject } from "../durable-objects/call";
@@ -65,12 +66,12 @@ export class CallSocket {
       await admitted;
       if (opened.status === "rejected") throw opened.reason;
     } catch (err) {
-      socket.close(1000);
+      socket.close(NORMAL_CLOSURE);
       throw err;
     }
     const started = await socket.request({ op: "start", call });
     if (!started.ok) {
-      socket.close(1000);
+      socket.close(NORMAL_CLOSURE);
       throw new ConnectError(started.message, started.code);
     }
     return socket;
@@ -295,7 +296,7 @@ export class Answerer {
     this.offers.close();
     for (const [host, ws] of this.sockets) {
       const taken = host === this.takenFrom;
-      try { ws.close(taken ? 1000 : SPINE_CLOSE.elsewhere, taken ? "call taken" : "stopped waiting"); } catch { /* gone */ }
+      try { ws.close(taken ? NORMAL_CLOSURE : SPINE_CLOSE.elsewhere, taken ? "call taken" : "stopped waiting"); } catch { /* gone */ }
     }
     this.sockets.clear();
   }
