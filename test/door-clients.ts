@@ -231,3 +231,18 @@ export async function followCall(id: string, side: "caller" | "callee", identity
     close: () => ws.close(1000, "test over"),
   };
 }
+
+/** A Viam caller and a Voice callee in one call, answered but not done (a live room of two): the
+ * call id, both identities and both ends' streams. */
+export async function answeredVoiceCall() {
+  const caller = unique("alice");
+  const callee = unique("bob");
+  const voice = await openVoice(callee);
+  const offered = voice.next();
+  await waitOnline(callee);
+  const viam = (await viamClient(caller, callee)).call({ sdp: "v=0\r\noffer\r\n" })[Symbol.asyncIterator]();
+  await offered;
+  voice.answer("v=0\r\nanswer\r\n");
+  const init = (await viam.next()).value!;
+  return { id: init.uuid, caller, callee, viam, voice };
+}

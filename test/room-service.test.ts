@@ -1,20 +1,16 @@
 // LiveKit's RoomService over Twirp (worker/room-service.ts) in the Workers runtime: who may do
 // what, Twirp's error shapes, both encodings, and a live call of two doors listed and ended.
-import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import { env, exports } from "cloudflare:workers";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { exports } from "cloudflare:workers";
 import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
 import { ListRoomsRequestSchema, ListRoomsResponseSchema } from "../proto/gen/livekit_room_pb";
 import { DisconnectReason } from "../proto/gen/livekit_models_pb";
 import { SignalResponseSchema } from "../proto/gen/livekit_rtc_pb";
 import { liveKitToken } from "./livekit-fixtures";
-import { SignalingService } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
-import { ClientSignalSchema, VoiceService } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { webhookAuthorization, retryDelaySeconds } from "../worker/webhook-delivery";
-import { clientFor, pushable } from "./connect-clients";
-import { AudioSocket } from "./door-clients";
+import { answeredVoiceCall, AudioSocket } from "./door-clients";
 import { TEST_LIVEKIT_API_KEY, TEST_LIVEKIT_API_SECRET } from "./test-secret";
-import { tokenFor } from "./tokens";
 
 let seq = 0;
 const uniqueName = (role: string) => `${role}-${Date.now().toString(36)}-${seq++}`;
@@ -33,30 +29,7 @@ async function twirp(method: string, body: unknown, token?: string): Promise<Res
   });
 }
 
-async function waitOnline(host: string) {
-  for (let i = 0; i < 100; i++) {
-    if ((await env.HOSTS.getByName(host).status()).online) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${host} never came online`);
-}
 
-/** A Viam caller and a Voice callee in one call, answered but not done: a live room of two. */
-async function answeredCall() {
-  const caller = uniqueName("alice");
-  const callee = uniqueName("bob");
-  const outbox = pushable<MessageInitShape<typeof ClientSignalSchema>>();
-  const voice = clientFor(VoiceService, { authorization: `Bearer ${await tokenFor(callee)}` })
-    .connect(outbox)[Symbol.asyncIterator]();
-  const offered = voice.next();
-  await waitOnline(callee);
-  const viam = clientFor(SignalingService, { authorization: `Bearer ${await tokenFor(caller)}`, "rpc-host": callee })
-    .call({ sdp: "v=0\r\noffer\r\n" })[Symbol.asyncIterator]();
-  await offered;
-  outbox.push({ event: { case: "answer", value: { answer: "v=0\r\nanswer\r\n" } } });
-  const init = (await viam.next()).value!;
-  return { id: init.uuid, caller, callee, viam, voice, outbox };
-}
 
 describe("room service: authorization", () => {
   it("refuses a request without a token as unauthenticated", async () => {
@@ -98,7 +71,7 @@ describe("room service: authorization", () => {
 
 describe("room service: calls as rooms", () => {
   it("lists a live Viam→Voice call by name, in JSON and in protobuf, with its two participants", async () => {
-    const call = await answeredCall();
+    const call = await answeredVoiceCall();
     const listed = await twirp("ListRooms", { names: [call.id] }, await serverToken({ roomList: true }));
     expect(listed.status).toBe(200);
     const body = await listed.json() as { rooms: Array<Record<string, unknown>> };
@@ -124,28 +97,28 @@ describe("room service: calls as rooms", () => {
   });
 
   it("DeleteRoom ends the call for both doors: the Viam caller's stream fails, the Voice stream ends", async () => {
-    const call = await answeredCall();
+    const call = await answeredVoiceCall();
     const res = await twirp("DeleteRoom", { room: call.id }, await serverToken({ roomCreate: true }));
     expect(res.status).toBe(200);
     await expect((async () => { while (!(await call.viam.next()).done); })()).rejects.toThrow(/operator/);
-    await expect((async () => { while (!(await call.voice.next()).done); })()).rejects.toThrow(/operator/);
-    call.outbox.close();
+    await expect((async () => { while ((await call.voice.next()) !== null); })()).rejects.toThrow(/operator/);
+    call.voice.close();
     const listed = await (await twirp("ListRooms", { names: [call.id] }, await serverToken({ roomList: true }))).json();
     expect(listed).toEqual({ rooms: [] });
   });
 
   it("RemoveParticipant ends the call, and a participant not in it is not_found", async () => {
-    const call = await answeredCall();
+    const call = await answeredVoiceCall();
     const admin = await serverToken({ roomAdmin: true, room: call.id });
     expect((await twirp("RemoveParticipant", { room: call.id, identity: "stranger" }, admin)).status).toBe(404);
     expect((await twirp("RemoveParticipant", { room: call.id, identity: call.callee }, admin)).status).toBe(200);
     await expect((async () => { while (!(await call.viam.next()).done); })()).rejects.toThrow(/removed/);
-    call.outbox.close();
+    call.voice.close();
     expect((await twirp("ListParticipants", { room: call.id }, admin)).status).toBe(404);
   });
 
   it("UpdateRoomMetadata replaces the room's metadata in the operator's view", async () => {
-    const call = await answeredCall();
+    const call = await answeredVoiceCall();
     // The directory learns of the room from the call's outbox, a moment after the change.
     const token = await serverToken({ roomAdmin: true, room: call.id });
     let res: Response | undefined;
@@ -157,7 +130,7 @@ describe("room service: calls as rooms", () => {
     expect(await res!.json()).toMatchObject({ name: call.id, metadata: "operator's note" });
     const listed = await (await twirp("ListRooms", {}, await serverToken({ roomList: true }))).json() as { rooms: Array<{ name: string; metadata: string }> };
     expect(listed.rooms.find((r) => r.name === call.id)?.metadata).toBe("operator's note");
-    call.outbox.close();
+    call.voice.close();
   });
 });
 
