@@ -8,7 +8,7 @@
 // say it again as they reconnect (the callee's socket re-claims, a candidate carries its index).
 import { INVALID_PAYLOAD, NORMAL_CLOSURE } from "../model/close-codes";
 import { Code } from "@connectrpc/connect";
-import { MAX_QUEUED_SIGNALS, OUTBOX_COALESCE_MS, OUTBOX_RETRY_MS } from "../model/limits";
+import { MAX_QUEUED_SIGNALS } from "../model/limits";
 import {
   deadlines, inboundClosed, step, type CallEvent, type CallState, type Door,
   type IceCandidate, type Party, type Side, type Signal, type SocketFacts,
@@ -48,15 +48,11 @@ export class CallObject extends HibernatingObject<Env> {
    * to the outbox in the same transaction as the record. */
   private unwrittenEvents: OperatorEvent[] = [];
   private readonly outbox = new OperatorOutbox(this.ctx.storage, this.env, "call");
-  /** While the outbox holds rows, the alarm comes by this time at the latest to send them. */
-  private outboxRetryAt: number | undefined;
   /** Set while an operator's ending is applied: its events say why the sides left. */
   private removal: LeaveReason | undefined;
   /** The deadline each socket's door was last asked to serve (memory only: after a wake the
    * doors are told again, which changes nothing for them). */
   private readonly wakes = new WeakMap<WebSocket, number | null>();
-  /** A send of the outbox is scheduled (persist). */
-  private flushSoon = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -200,7 +196,7 @@ export class CallObject extends HibernatingObject<Env> {
 
   async alarm(): Promise<void> {
     this.alarmClock.fired();
-    this.outboxRetryAt = undefined;
+    this.outbox.alarmFired();
     await this.sendOutbox();
     if (this.record) this.apply({ type: "tick", now: Date.now() });
     await this.scheduleAlarm();
@@ -422,32 +418,14 @@ export class CallObject extends HibernatingObject<Env> {
     this.storedCounters = { caller: countersOf(record, "caller"), callee: countersOf(record, "callee") };
     this.mark();
     void this.scheduleAlarm();
-    // A call's changes come in bursts (the answer, then both dones): rows written within
-    // OUTBOX_COALESCE_MS go out in one send, one directory update instead of one per change.
-    if (events.length && !this.flushSoon) {
-      this.flushSoon = true;
-      this.ctx.waitUntil(scheduler.wait(OUTBOX_COALESCE_MS).then(() => {
-        this.flushSoon = false;
-        return this.sendOutbox();
-      }));
-    }
+    if (events.length) this.outbox.sendSoon(this.ctx, { callId: record.call.id });
   }
 
-  /** Sends the outbox's rows; on failure they wait for the alarm (scheduleAlarm: outboxRetry). */
+  /** Sends the outbox's rows; on failure they wait for the alarm (scheduleAlarm). The alarm, if
+   * brought forward for a retry, is left to fire early and re-arm for the call's own deadline:
+   * moving it back would cost a write per change. */
   private async sendOutbox(): Promise<void> {
-    try {
-      await this.outbox.flush();
-    } catch (err) {
-      console.warn("operator events not sent yet", { callId: this.record?.call.id, err: String(err) });
-    }
-    // Sent: the alarm, brought forward for a retry, is left to fire early and re-arm for the
-    // call's own deadline (scheduleAlarm): moving it back would cost a write per change.
-    if (!this.outbox.pending) this.outboxRetryAt = undefined;
-  }
-
-  /** The time by which waiting outbox rows are sent again, or Infinity when none wait. */
-  private outboxRetry(): number {
-    return this.outbox.pending ? (this.outboxRetryAt ??= Date.now() + OUTBOX_RETRY_MS) : Infinity;
+    await this.outbox.sendOrWait({ callId: this.record?.call.id });
   }
 
   /** Copies the counters each open socket's side may be the only keeper of into its attachment. */
@@ -494,7 +472,7 @@ export class CallObject extends HibernatingObject<Env> {
       ? deadlines(record.call).filter((d) => !(d.servedBy && this.socketOf(d.servedBy))).map((d) => d.at)
       : [];
     if (!record && !this.outbox.pending) return;
-    await this.alarmClock.setNoLaterThan(Math.min(...times, this.outboxRetry()));
+    await this.alarmClock.setNoLaterThan(Math.min(...times, this.outbox.retryAt()));
   }
 
   /** Tells each connected side's door the deadline it serves (or none), when that changed. */

@@ -7,7 +7,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { SignalRequestSchema, SignalResponseSchema } from "../proto/gen/livekit_rtc_pb";
 import { iceServersFor } from "../model/ice-servers";
-import { LIVEKIT_MAX_SIGNAL_BYTES, NAME_PATTERN, OUTBOX_RETRY_MS } from "../model/limits";
+import { LIVEKIT_MAX_SIGNAL_BYTES, NAME_PATTERN } from "../model/limits";
 import type { LiveKitGrant } from "../model/livekit-grant";
 import { AlarmClock } from "./alarm-clock";
 import { closeSocket, HibernatingObject } from "./hibernating-object";
@@ -50,7 +50,6 @@ export class LiveKitRoom extends HibernatingObject<Env> {
   private persisted: string | undefined;
   /** Operator events, written with the state they follow (operator-outbox.ts). */
   private readonly outbox = new OperatorOutbox(this.ctx.storage, this.env, "livekit");
-  private outboxRetryAt: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -113,7 +112,7 @@ export class LiveKitRoom extends HibernatingObject<Env> {
 
   protected async onAlarm(): Promise<void> {
     this.alarmClock.fired();
-    this.outboxRetryAt = undefined;
+    this.outbox.alarmFired();
     await this.sendOutbox();
     await this.apply({ type: "tick", now: Date.now() });
   }
@@ -159,21 +158,12 @@ export class LiveKitRoom extends HibernatingObject<Env> {
   }
 
   private nextAlarm(): number | null {
-    const at = Math.min(nextDeadline(this.room) ?? Infinity,
-      this.outbox.pending ? (this.outboxRetryAt ??= Date.now() + OUTBOX_RETRY_MS) : Infinity);
+    const at = Math.min(nextDeadline(this.room) ?? Infinity, this.outbox.retryAt());
     return at === Infinity ? null : at;
   }
 
   private async sendOutbox(): Promise<void> {
-    try {
-      await this.outbox.flush();
-    } catch (err) {
-      console.warn("operator events not sent yet", { room: this.room.name, err: String(err) });
-    }
-    if (!this.outbox.pending && this.outboxRetryAt !== undefined) {
-      this.outboxRetryAt = undefined;
-      await this.alarmClock.set(this.nextAlarm());
-    }
+    if (await this.outbox.sendOrWait({ room: this.room.name })) await this.alarmClock.set(this.nextAlarm());
   }
 
   private save(): void {

@@ -9,6 +9,7 @@
 // and a webhook receiver sees the same event id (LiveKit's webhooks are at least once too).
 import { webhookBody, newEventId } from "../codecs/livekit-operator";
 import { directoryShard, webhookUrls, type OperatorEvent, type RoomKind } from "../model/operator-events";
+import { OUTBOX_COALESCE_MS, OUTBOX_RETRY_MS } from "../model/limits";
 import type { DirectoryUpdate } from "./room-directory";
 
 const PREFIX = "outbox/";
@@ -45,6 +46,10 @@ export class OperatorOutbox {
   /** Rows may be waiting (written, or found on wake); false once a send emptied the outbox. */
   private waiting: boolean;
   private lastSeq = 0;
+  /** While rows wait: when the object's alarm must come by to send them again. */
+  private retryAtMs: number | undefined;
+  /** A send is scheduled (sendSoon). */
+  private sendScheduled = false;
 
   constructor(private readonly storage: DurableObjectStorage, private readonly env: Env, private readonly kind: RoomKind) {
     this.waiting = !storage.kv.list({ prefix: PREFIX, limit: 1 })[Symbol.iterator]().next().done;
@@ -71,6 +76,43 @@ export class OperatorOutbox {
     });
     this.storage.kv.put(`${PREFIX}${String(entries[0].seq).padStart(17, "0")}`, { kind: this.kind, entries } satisfies OutboxRow);
     this.waiting = true;
+  }
+
+  /** When the object's alarm must come by to send waiting rows again; Infinity when none wait. */
+  retryAt(): number {
+    return this.waiting ? (this.retryAtMs ??= Date.now() + OUTBOX_RETRY_MS) : Infinity;
+  }
+
+  /** The object's alarm fired: a retry from now on counts from now. */
+  alarmFired(): void {
+    this.retryAtMs = undefined;
+  }
+
+  /**
+   * Sends what waits; a consumer that could not take it is logged and the rows wait for
+   * `retryAt`. True when this send emptied an outbox that had a retry time: the object may then
+   * bring its alarm back to its own deadlines.
+   */
+  async sendOrWait(context: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.flush();
+    } catch (err) {
+      console.warn("operator events not sent yet", { ...context, err: String(err) });
+    }
+    if (this.waiting || this.retryAtMs === undefined) return false;
+    this.retryAtMs = undefined;
+    return true;
+  }
+
+  /** Sends within OUTBOX_COALESCE_MS: the changes of one burst (an answer, then both dones) go
+   * out in one send, one directory update instead of one per change. */
+  sendSoon(ctx: DurableObjectState, context: Record<string, unknown>): void {
+    if (this.sendScheduled) return;
+    this.sendScheduled = true;
+    ctx.waitUntil(scheduler.wait(OUTBOX_COALESCE_MS).then(() => {
+      this.sendScheduled = false;
+      return this.sendOrWait(context);
+    }));
   }
 
   /** Sends every waiting row to its consumers and deletes it; one send at a time, and rows written
