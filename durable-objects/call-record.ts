@@ -4,6 +4,7 @@
 import type { Code } from "@connectrpc/connect";
 import {
   step, type CallEvent, type CallState, type CallStatus, type Door, type Effect, type Party, type Side, type Signal,
+  type SocketFacts,
 } from "../model/call-model";
 import type { CallAction, CallPush } from "./spine-messages";
 
@@ -166,4 +167,38 @@ export function sendPush(ws: WebSocket, push: CallPush): void {
 /** Refuses a socket upgrade with the failure as JSON, the way a door reads it back. */
 export function refuseUpgrade(result: { code: Code; message: string }): Response {
   return Response.json({ code: result.code, message: result.message }, { status: 409 });
+}
+
+/** A stored record brought up to date after a wake with what the open sockets carry and the row
+ * does not hold yet: through the rules' `reload`, with each restored entry at its own time. */
+export function reloadFromSockets(record: CallRecord, marks: CallAttachment[], now: number): void {
+  const sockets: Partial<Record<Side, SocketFacts>> = {};
+  for (const mark of marks) {
+    record.read[mark.side] = Math.max(record.read[mark.side], mark.read);
+    sockets[mark.side] = { identity: mark.identity, candidates: mark.candidates, doneAt: mark.doneAt,
+      ...(mark.claim ? { claim: mark.claim } : {}), ...(mark.callerLeftAt !== undefined ? { callerLeftAt: mark.callerLeftAt } : {}) };
+  }
+  const reloaded = step(record.call, { type: "reload", sockets, now });
+  if (reloaded.ok) {
+    record.call = reloaded.state;
+    record.history.push(...statusEntries(reloaded.effects, now));
+    for (const e of reloaded.effects) {
+      if (e.type === "status" && (e.status === "caller_done" || e.status === "callee_done")) record.doneAt[e.side!] = e.at;
+    }
+  }
+  // Entries folded in from both sockets, in the order they happened.
+  record.history.sort((a, b) => a.at - b.at);
+}
+
+/** The attachment of a socket of `mark.side` holding the record's counters for that side (the same
+ * object when nothing changed, so the caller writes it only then). */
+export function markedFrom(mark: CallAttachment, record: CallRecord): CallAttachment {
+  const { side } = mark;
+  const doneAt = record.doneAt[side] ?? null;
+  const left = side === "callee" ? record.call.callerLeftAt : undefined;
+  if (mark.read === record.read[side] && mark.candidates === record.call.candidates[side] && mark.doneAt === doneAt
+    && mark.callerLeftAt === left) return mark;
+  const { callerLeftAt: _old, ...rest } = mark;
+  return { ...rest, read: record.read[side], candidates: record.call.candidates[side], doneAt,
+    ...(left !== undefined ? { callerLeftAt: left } : {}) };
 }

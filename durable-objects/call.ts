@@ -11,7 +11,7 @@ import { Code } from "@connectrpc/connect";
 import { MAX_QUEUED_SIGNALS } from "../model/limits";
 import {
   deadlines, inboundClosed, step, type CallEvent, type CallState, type Door,
-  type IceCandidate, type Party, type Side, type Signal, type SocketFacts,
+  type IceCandidate, type Party, type Side, type Signal,
 } from "../model/call-model";
 import { AlarmClock } from "./alarm-clock";
 import {
@@ -23,7 +23,8 @@ import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating
 import { failure, success, type Result } from "../model/result";
 import { SPINE_CLOSE, type CallAction, type CallRequest, type StartCall } from "./spine-messages";
 import {
-  changeOf, claimOf, countersOf, eventOf, joinTimes, newRecord, orSame, RECORD_KEY, refuseUpgrade, sendPush, statusEntries, summarize,
+  changeOf, claimOf, countersOf, eventOf, joinTimes, markedFrom, newRecord, orSame, RECORD_KEY, refuseUpgrade,
+  reloadFromSockets, sendPush, statusEntries, summarize,
   type CallAttachment, type CallChange, type CallRecord, type CallSummary, type HistoryEntry,
 } from "./call-record";
 
@@ -215,26 +216,12 @@ export class CallObject extends HibernatingObject<Env> {
     // Milliseconds since the epoch × 1000: above every seq an earlier instance handed out, unless
     // it sent over a thousand signals per millisecond of its life (a call carries a few hundred).
     record.nextSeq = Math.max(record.nextSeq, Date.now() * SEQS_PER_MS);
-    // What the open sockets carry that the row does not hold yet goes through the rules again.
-    const sockets: Partial<Record<Side, SocketFacts>> = {};
-    for (const ws of this.ctx.getWebSockets()) {
-      const mark = attachments.get(ws);
-      if (!mark || mark.replaced) continue;
-      record.read[mark.side] = Math.max(record.read[mark.side], mark.read);
-      sockets[mark.side] = { identity: mark.identity, candidates: mark.candidates, doneAt: mark.doneAt,
-        ...(mark.claim ? { claim: mark.claim } : {}), ...(mark.callerLeftAt !== undefined ? { callerLeftAt: mark.callerLeftAt } : {}) };
-    }
     const stored = record.call;
-    const reloaded = step(stored, { type: "reload", sockets, now: Date.now() });
-    if (reloaded.ok) {
-      record.call = reloaded.state;
-      record.history.push(...statusEntries(reloaded.effects, Date.now()));
-      for (const e of reloaded.effects) {
-        if (e.type === "status" && (e.status === "caller_done" || e.status === "callee_done")) record.doneAt[e.side!] = e.at;
-      }
-    }
-    // Entries folded in from both sockets, in the order they happened.
-    record.history.sort((a, b) => a.at - b.at);
+    const marks = this.ctx.getWebSockets().flatMap((ws) => {
+      const mark = attachments.get(ws);
+      return mark && !mark.replaced ? [mark] : [];
+    });
+    reloadFromSockets(record, marks, Date.now());
     // The events of changes the sockets carried and the row does not (see apply).
     this.unwrittenEvents.push(...callEvents(stored, record.call, Date.now(), joinTimes(record)));
     this.record = record;
@@ -436,13 +423,8 @@ export class CallObject extends HibernatingObject<Env> {
       const ws = this.socketOf(side);
       if (!ws) continue;
       const mark = attachments.get(ws)!;
-      const doneAt = record.doneAt[side] ?? null;
-      const left = side === "callee" ? record.call.callerLeftAt : undefined;
-      if (mark.read === record.read[side] && mark.candidates === record.call.candidates[side] && mark.doneAt === doneAt
-        && mark.callerLeftAt === left) continue;
-      const { callerLeftAt: _old, ...rest } = mark;
-      attachments.set(ws, { ...rest, read: record.read[side], candidates: record.call.candidates[side], doneAt,
-        ...(left !== undefined ? { callerLeftAt: left } : {}) });
+      const updated = markedFrom(mark, record);
+      if (updated !== mark) attachments.set(ws, updated);
     }
   }
 
