@@ -7,7 +7,7 @@
 // - RoomServiceClient listing, removing and deleting live calls of two doors;
 // - a join-only token and a wrong secret, refused.
 import { createServer, type Server } from "node:http";
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createWritableIterable } from "@connectrpc/connect/protocol";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -17,11 +17,12 @@ import { fromBinary } from "@bufbuild/protobuf";
 import WebSocket from "ws";
 import { DisconnectReason } from "../../proto/gen/livekit_models_pb";
 import { SignalResponseSchema, type SignalResponse } from "../../proto/gen/livekit_rtc_pb";
-import { Sip, SipStatus_StatusType as S, type SipStatus } from "../../proto/gen/ondewo/sip/sip_pb";
+import { SipStatus_StatusType as S } from "../../proto/gen/ondewo/sip/sip_pb";
 import { SignalingService } from "../../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { VoiceService, type ClientSignalSchema } from "../../proto/gen/protocol/voice/v1/voice_pb";
 import { answerAsVoice, callFromViam, type ViamCaller, type VoiceAnswerer } from "./cross-door-clients";
 import { baseUrl, tokenFor } from "./server";
+import { registerSipAccount, sipClient, waitForSipStatus, type SipClient } from "./sip-clients";
 
 const apiKey = inject("livekitApiKey");
 const apiSecret = inject("livekitApiSecret");
@@ -135,39 +136,23 @@ async function endOf(stream: AsyncIterator<unknown>): Promise<string> {
   }
 }
 
-type SipClient = Client<typeof Sip>;
-
 async function sipAccount(who: string, autoAnswer: number): Promise<{ name: string; sip: SipClient }> {
   const name = unique(who);
   const password = `secret of ${name}`;
-  await createClient(Sip, createConnectTransport({ baseUrl, httpVersion: "1.1",
-    interceptors: [(next) => async (req) => { req.header.set("authorization", `Bearer ${await tokenFor(name)}`); return next(req); }],
-  })).registerAccount({ accountName: name, password });
-  const sip = createClient(Sip, createConnectTransport({ baseUrl, httpVersion: "1.1",
-    interceptors: [(next) => (req) => { req.header.set("authorization", `Basic ${btoa(`${name}:${password}`)}`); return next(req); }],
-  }));
+  await registerSipAccount(baseUrl, name, password);
+  const sip = sipClient(baseUrl, name, password);
   await sip.startSession({ accountName: name, autoAnswerInterval: autoAnswer });
   return { name, sip };
 }
 
-async function waitForStatus(sip: SipClient, type: S, timeoutMs = 15_000): Promise<SipStatus> {
-  const until = Date.now() + timeoutMs;
-  let last: SipStatus | undefined;
-  while (Date.now() < until) {
-    last = await sip.getSipStatus({});
-    if (last.statusType === type) return last;
-    await sleep(100);
-  }
-  throw new Error(`status stayed ${last ? S[last.statusType] : "unknown"}, expected ${S[type]}`);
-}
 
 /** Alice calls bob, who answers by himself after a second: a connected SIP call and its id. */
 async function connectedSipCall() {
   const alice = await sipAccount("alice", 0);
   const bob = await sipAccount("bob", 1);
   await alice.sip.startCall({ calleeId: bob.name, headers: {} });
-  const connected = await waitForStatus(alice.sip, S.outgoing_call_connected);
-  await waitForStatus(bob.sip, S.incoming_call_connected);
+  const connected = await waitForSipStatus(alice.sip, S.outgoing_call_connected, 15_000);
+  await waitForSipStatus(bob.sip, S.incoming_call_connected, 15_000);
   return { alice, bob, id: connected.headers["call-id"] };
 }
 
@@ -227,7 +212,7 @@ describe("webhooks, through the real SDK's WebhookReceiver", () => {
     const { alice, bob } = await connectedSipCall();
     await eventsOf(alice.name, ["room_started", `participant_joined:${alice.name}`, `participant_joined:${bob.name}`]);
     await alice.sip.endCall({ hardHangup: true });
-    await waitForStatus(bob.sip, S.incoming_call_finished);
+    await waitForSipStatus(bob.sip, S.incoming_call_finished, 15_000);
     const events = await eventsOf(alice.name, [`participant_left:${alice.name}`, `participant_left:${bob.name}`, "room_finished"]);
     const joined = events.find((e) => e.event.event === "participant_joined" && e.event.participant?.identity === bob.name)!;
     expect(joined.event.participant?.kind).toBe(3); // ParticipantInfo.Kind.SIP
@@ -303,8 +288,8 @@ describe("RoomService, through the real SDK's RoomServiceClient", () => {
   it("DeleteRoom ends a SIP call: both accounts reach *_call_finished", async () => {
     const { alice, bob, id } = await connectedSipCall();
     await rooms().deleteRoom(id);
-    await waitForStatus(alice.sip, S.outgoing_call_finished);
-    await waitForStatus(bob.sip, S.incoming_call_finished);
+    await waitForSipStatus(alice.sip, S.outgoing_call_finished, 15_000);
+    await waitForSipStatus(bob.sip, S.incoming_call_finished, 15_000);
     expect(await rooms().listRooms([id])).toEqual([]);
   });
 

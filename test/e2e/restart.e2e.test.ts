@@ -3,18 +3,19 @@
 // answers its history and can be hung up, and a Viam machine whose Answer stream reconnects after
 // the restart is called again. This file runs a wrangler dev of its own (own-server.ts), since it
 // stops it; the calls are signaling only (no WebRTC peers): the server carries SDP unread.
-import { createClient, Code, ConnectError, type Client } from "@connectrpc/connect";
+import { createClient, Code, ConnectError } from "@connectrpc/connect";
 import { createWritableIterable } from "@connectrpc/connect/protocol";
-import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sip, SipStatus_StatusType as S, type SipStatus } from "../../proto/gen/ondewo/sip/sip_pb";
+import { SipStatus_StatusType as S } from "../../proto/gen/ondewo/sip/sip_pb";
 import { SignalingService, type AnswerResponseSchema } from "../../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { freePort, startOwnServer, type OwnServer } from "./own-server";
 import { tokenFor } from "./server";
+import { registerSipAccount, sipClient, waitForSipStatus, type SipClient } from "./sip-clients";
 
 const OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=restart offer\r\nt=0 0\r\n";
 const ANSWER = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=restart answer\r\nt=0 0\r\n";
@@ -32,33 +33,6 @@ const run = Date.now().toString(36);
 
 function bearer(sub: string) {
   return async () => ({ authorization: `Bearer ${await tokenFor(sub)}` });
-}
-
-type SipClient = Client<typeof Sip>;
-
-function sipAs(baseUrl: string, account: string, password: string): SipClient {
-  return createClient(Sip, createConnectTransport({
-    ...fresh(baseUrl),
-    interceptors: [(next) => (req) => { req.header.set("authorization", `Basic ${btoa(`${account}:${password}`)}`); return next(req); }],
-  }));
-}
-
-async function registerSip(baseUrl: string, name: string, password: string): Promise<void> {
-  const token = await tokenFor(name);
-  await createClient(Sip, createConnectTransport({ ...fresh(baseUrl),
-    interceptors: [(next) => (req) => { req.header.set("authorization", `Bearer ${token}`); return next(req); }],
-  })).registerAccount({ accountName: name, password });
-}
-
-async function waitForStatus(sip: SipClient, type: S, timeoutMs = 10_000): Promise<SipStatus> {
-  const until = Date.now() + timeoutMs;
-  let last: SipStatus | undefined;
-  while (Date.now() < until) {
-    last = await sip.getSipStatus({});
-    if (last.statusType === type) return last;
-    await sleep(100);
-  }
-  throw new Error(`status stayed ${last ? S[last.statusType] : "unknown"}, expected ${S[type]}`);
 }
 
 const historyOf = async (sip: SipClient) =>
@@ -158,16 +132,16 @@ describe("wrangler dev stopped and started again on the same state", () => {
 
     // SIP: two accounts, a call from alice to bob that rings and is hung up, so alice's history has
     // the call's statuses in it.
-    await registerSip(baseUrl, alice.name, alice.password);
-    await registerSip(baseUrl, bob.name, bob.password);
-    const aliceSip = sipAs(baseUrl, alice.name, alice.password);
-    const bobSip = sipAs(baseUrl, bob.name, bob.password);
+    await registerSipAccount(fresh(baseUrl), alice.name, alice.password);
+    await registerSipAccount(fresh(baseUrl), bob.name, bob.password);
+    const aliceSip = sipClient(fresh(baseUrl), alice.name, alice.password);
+    const bobSip = sipClient(fresh(baseUrl), bob.name, bob.password);
     await aliceSip.startSession({ accountName: alice.name, autoAnswerInterval: 0 });
     await bobSip.startSession({ accountName: bob.name, autoAnswerInterval: 0 });
     await aliceSip.startCall({ calleeId: bob.name });
-    await waitForStatus(bobSip, S.incoming_call_initiated);
+    await waitForSipStatus(bobSip, S.incoming_call_initiated);
     await aliceSip.endCall({ hardHangup: true });
-    await waitForStatus(aliceSip, S.outgoing_call_finished);
+    await waitForSipStatus(aliceSip, S.outgoing_call_finished);
     before.aliceHistory = await historyOf(aliceSip);
 
     // Viam: a machine online, and a call to it whose exchange is complete: live, with no stream open.
@@ -193,7 +167,7 @@ describe("wrangler dev stopped and started again on the same state", () => {
 
   it("keeps a SIP account: its password still signs in and its status history is as it was", async () => {
     expect(before.aliceHistory.map((h) => h.type)).toEqual(expect.arrayContaining(["outgoing_call_initiated", "outgoing_call_finished"]));
-    const after = await historyOf(sipAs(server!.baseUrl, alice.name, alice.password));
+    const after = await historyOf(sipClient(fresh(server!.baseUrl), alice.name, alice.password));
     expect(after.slice(0, before.aliceHistory.length)).toEqual(before.aliceHistory);
   });
 

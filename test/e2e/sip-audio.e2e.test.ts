@@ -2,51 +2,30 @@
 // client; the callee's own audio client (the `ws` package) takes the call in the seed-003 relay at
 // the `audio-url` its status names, and receives PlayWavFiles' samples byte for byte, in the
 // format it negotiated.
-import { createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { encodeWaveFromBuffer, SampleFormat as WaveFormat } from "@echogarden/wave-codec";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { Sip, SipStatus_StatusType as S, type SipStatus } from "../../proto/gen/ondewo/sip/sip_pb";
+import { SipStatus_StatusType as S } from "../../proto/gen/ondewo/sip/sip_pb";
 import { AudioMessageType, decode, encode, SampleFormat, type AudioPacket, type AudioParams } from "../../codecs/audio-codec";
 import { baseUrl, tokenFor } from "./server";
+import { registerSipAccount, sipClient, waitForSipStatus, type SipClient } from "./sip-clients";
 
 
 const token = (sub: string) => tokenFor(sub);
 const EMPTY = new Uint8Array(0);
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
-type SipClient = Client<typeof Sip>;
 let seq = 0;
-
-function sipClient(account: string, password: string): SipClient {
-  return createClient(Sip, createConnectTransport({
-    baseUrl, httpVersion: "1.1",
-    interceptors: [(next) => (req) => { req.header.set("authorization", `Basic ${btoa(`${account}:${password}`)}`); return next(req); }],
-  }));
-}
 
 async function accountWithSession(who: string): Promise<{ name: string; sip: SipClient }> {
   const name = `${who}-e2e-${Date.now().toString(36)}-${seq++}`;
   const password = `secret of ${name}`;
-  await createClient(Sip, createConnectTransport({ baseUrl, httpVersion: "1.1",
-    interceptors: [(next) => async (req) => { req.header.set("authorization", `Bearer ${await tokenFor(name)}`); return next(req); }],
-  })).registerAccount({ accountName: name, password });
-  const sip = sipClient(name, password);
+  await registerSipAccount(baseUrl, name, password);
+  const sip = sipClient(baseUrl, name, password);
   await sip.startSession({ accountName: name, autoAnswerInterval: 0 });
   return { name, sip };
 }
 
-async function waitForStatus(sip: SipClient, type: S, timeoutMs = 10_000): Promise<SipStatus> {
-  const until = Date.now() + timeoutMs;
-  let last: SipStatus | undefined;
-  while (Date.now() < until) {
-    last = await sip.getSipStatus({});
-    if (last.statusType === type) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`status stayed ${last ? S[last.statusType] : "unknown"}, expected ${S[type]}`);
-}
 
 const sockets: WebSocket[] = [];
 afterEach(() => {
@@ -96,7 +75,7 @@ async function connectedCall(answer: "accept" | AudioParams) {
   const alice = await accountWithSession("alice");
   const bob = await accountWithSession("bob");
   await alice.sip.startCall({ calleeId: bob.name, headers: { "x-e2e": "audio" } });
-  const ringing = await waitForStatus(bob.sip, S.incoming_call_initiated);
+  const ringing = await waitForSipStatus(bob.sip, S.incoming_call_initiated);
   const audioUrl = ringing.headers["audio-url"];
   expect(audioUrl).toBe(`${baseUrl.replace(/^http/, "ws")}/audio/${ringing.headers["call-id"]}`);
   const bobAudio = await joinAudio(audioUrl, bob.name);
@@ -108,8 +87,8 @@ async function connectedCall(answer: "accept" | AudioParams) {
     bobAudio.send({ type: AudioMessageType.CounterProposal, params: answer, optional: EMPTY });
     expect(await bobAudio.next()).toMatchObject({ type: AudioMessageType.Accept });
   }
-  await waitForStatus(alice.sip, S.outgoing_call_connected);
-  await waitForStatus(bob.sip, S.incoming_call_connected);
+  await waitForSipStatus(alice.sip, S.outgoing_call_connected);
+  await waitForSipStatus(bob.sip, S.incoming_call_connected);
   return { alice, bob, bobAudio };
 }
 
@@ -172,13 +151,13 @@ describe("SIP audio end to end", () => {
     const { alice, bob, bobAudio } = await connectedCall("accept");
     await alice.sip.endCall({ hardHangup: true });
     expect(await bobAudio.next()).toMatchObject({ type: AudioMessageType.Drop });
-    await waitForStatus(bob.sip, S.incoming_call_finished);
+    await waitForSipStatus(bob.sip, S.incoming_call_finished);
   });
 
   it("ends the call on both sides when the callee drops the audio", async () => {
     const { alice, bob, bobAudio } = await connectedCall("accept");
     bobAudio.send({ type: AudioMessageType.Drop, optional: EMPTY });
-    await waitForStatus(alice.sip, S.outgoing_call_finished);
-    await waitForStatus(bob.sip, S.incoming_call_finished);
+    await waitForSipStatus(alice.sip, S.outgoing_call_finished);
+    await waitForSipStatus(bob.sip, S.incoming_call_finished);
   });
 });
