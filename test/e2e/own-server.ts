@@ -1,9 +1,14 @@
-// A `wrangler dev` of a test's own, for the tests that stop and start the server (the rest share
-// the one global-setup.ts starts): the same flags and secrets, on a port and a state directory the
-// test chooses, so a second start serves the state the first one left.
+// Starts a `wrangler dev` for the e2e tests: the one global-setup.ts starts for the whole suite,
+// and the own servers of the tests that stop and start theirs (restart.e2e.test.ts). Same flags and
+// secrets, on a port and a state directory the caller chooses, so a second start serves the state
+// the first one left.
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { E2E_AUTH_SECRET, E2E_LIVEKIT_API_KEY, E2E_LIVEKIT_API_SECRET } from "./global-setup";
+
+export const E2E_AUTH_SECRET = "e2e-secret";
+/** LiveKit API key (wrangler.toml [vars]) and the secret the e2e tokens are signed with. */
+export const E2E_LIVEKIT_API_KEY = "devkey";
+export const E2E_LIVEKIT_API_SECRET = "e2e-livekit-secret-e2e-livekit-secret";
 
 /** wrangler dev builds and starts workerd in this long on a loaded machine; past it, the start failed. */
 const START_WITHIN_MS = 90_000;
@@ -40,17 +45,21 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
-/** Starts wrangler dev on 127.0.0.1:`port` with its Durable Objects' state in `persistTo`. */
-export async function startOwnServer(port: number, persistTo: string): Promise<OwnServer> {
+/** Starts wrangler dev on 127.0.0.1:`port` with its Durable Objects' state in `persistTo`;
+ * `vars` are set besides the secrets, and `onOutput` sees everything it prints as it comes. */
+export async function startOwnServer(port: number, persistTo: string,
+  { vars = {}, onOutput }: { vars?: Record<string, string>; onOutput?: (chunk: Buffer) => void } = {}): Promise<OwnServer> {
   let output = "";
+  const extraVars = Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
   const child = spawn("npx", ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1",
     "--persist-to", persistTo, "--var", `AUTH_SECRET:${E2E_AUTH_SECRET}`, "--var", "DEV_TOKENS:1",
     "--var", `LIVEKIT_API_KEY:${E2E_LIVEKIT_API_KEY}`, "--var", `LIVEKIT_API_SECRET:${E2E_LIVEKIT_API_SECRET}`,
-    "--show-interactive-dev-session=false"],
+    ...extraVars, "--show-interactive-dev-session=false"],
     // Own process group, so stopping it stops wrangler and its workerd children, not just npx.
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" }, detached: true });
-  child.stdout!.on("data", (d) => { output += d; });
-  child.stderr!.on("data", (d) => { output += d; });
+  const keep = (d: Buffer) => { output += d; onOutput?.(d); };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
   const pgid = child.pid!;
   const server: OwnServer = {
     baseUrl: `http://127.0.0.1:${port}`,
