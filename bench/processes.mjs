@@ -73,7 +73,8 @@ function track(name, command, args, env = {}) {
   return { child, log: () => log };
 }
 
-function freePort() {
+/** A free TCP port of 127.0.0.1. */
+export function freePort() {
   return new Promise((resolvePort, reject) => {
     const srv = createServer();
     srv.listen(0, "127.0.0.1", () => {

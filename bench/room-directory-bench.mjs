@@ -14,10 +14,9 @@
 // Bounded: at most 10 s per step and 256 calls in flight; nothing leaves 127.0.0.1.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { cpuBetween, groupCpu } from "./processes.mjs";
+import { cpuBetween, freePort, groupCpu } from "./processes.mjs";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const SECONDS = Math.min(10, Number(process.env.SECONDS ?? 3));
@@ -76,17 +75,6 @@ export default {
   },
 };
 `;
-
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolvePort(port));
-    });
-    srv.on("error", reject);
-  });
-}
 
 const project = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
 const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(project)[1];
