@@ -53,6 +53,7 @@ export function recordFailedLogin(throttle: LoginThrottle, address: string, now:
 
 /** Milliseconds until the bucket holds a whole token again (0: it holds one now). */
 function waitFor(bucket: TokenBucket, now: number, burst: number): number {
-  const tokens = Math.min(burst, bucket.tokens + (Math.max(0, now - bucket.at) * RATE) / 1000);
-  return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) * 1000) / RATE);
+  // Taking nothing leaves the bucket as it is and says how long until a whole token is there
+  // (a negative wait when one is there already).
+  return Math.max(0, takeTokens(bucket, now, 0, RATE, burst).retryAfterMs);
 }
