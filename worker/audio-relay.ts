@@ -4,6 +4,7 @@
 import { Code } from "@connectrpc/connect";
 import type { Context } from "hono";
 import { AUDIO_IDENTITY_HEADER } from "../durable-objects/audio-room";
+import { closeSocket } from "../durable-objects/hibernating-object";
 import { failure } from "../model/result";
 import { tokenFrom, verifyIdentity } from "./auth";
 import type { AppEnv } from "./env";
@@ -33,6 +34,6 @@ export async function audioRelay(c: Context<AppEnv, "/audio/:room">): Promise<Re
 function closedSocket(code: number, reason: string): Response {
   const { 0: client, 1: server } = new WebSocketPair();
   server.accept();
-  server.close(code, reason.slice(0, 120));
+  closeSocket(server, code, reason);
   return new Response(null, { status: 101, webSocket: client });
 }
