@@ -68,10 +68,11 @@ export class SipLogin {
   async check(password: string, address: string): Promise<Result<void>> {
     const now = Date.now();
     const throttle = this.throttle ??= newLoginThrottle(now);
-    const allowed = mayTryLogin(throttle, address, this.knowsAddress(address), now);
+    const seenAt = this.knownSince(address);
+    const allowed = mayTryLogin(throttle, address, seenAt !== undefined, now);
     if (!allowed.ok) return allowed;
     if (await this.matches(password)) {
-      this.rememberAddress(address, now);
+      this.rememberAddress(address, seenAt, now);
       return success(undefined);
     }
     this.throttle = recordFailedLogin(this.throttle ?? throttle, address, Date.now());
@@ -94,14 +95,14 @@ export class SipLogin {
     return ok;
   }
 
-  private knowsAddress(address: string): boolean {
-    return this.sql.exec("SELECT 1 FROM known_addresses WHERE address = ?", address).toArray().length > 0;
+  /** When the owner last logged in from `address` (as written), or undefined for an unknown one. */
+  private knownSince(address: string): number | undefined {
+    return this.sql.exec<{ at: number }>("SELECT at FROM known_addresses WHERE address = ?", address).toArray()[0]?.at;
   }
 
   /** The owner's addresses, newest first, bounded; written only when one is new or a day old. */
-  private rememberAddress(address: string, now: number): void {
-    const seen = this.sql.exec<{ at: number }>("SELECT at FROM known_addresses WHERE address = ?", address).toArray()[0];
-    if (seen && now - seen.at < KNOWN_ADDRESS_REFRESH_MS) return;
+  private rememberAddress(address: string, seenAt: number | undefined, now: number): void {
+    if (seenAt !== undefined && now - seenAt < KNOWN_ADDRESS_REFRESH_MS) return;
     this.sql.exec("INSERT OR REPLACE INTO known_addresses (address, at) VALUES (?, ?)", address, now);
     this.sql.exec("DELETE FROM known_addresses WHERE address NOT IN (SELECT address FROM known_addresses ORDER BY at DESC LIMIT ?)",
       MAX_KNOWN_LOGIN_ADDRESSES);
