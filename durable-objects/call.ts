@@ -21,7 +21,7 @@ import {
 import { OperatorOutbox } from "./operator-outbox";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Result } from "../model/result";
-import { SPINE_CLOSE, type CallAction, type CallRequest, type StartCall } from "./spine-messages";
+import { SPINE_CLOSE, START_HEADER, type CallAction, type CallRequest, type StartCall } from "./spine-messages";
 import {
   changeOf, claimOf, countersOf, eventOf, joinTimes, markedFrom, newRecord, orSame, RECORD_KEY, refuseUpgrade,
   reloadFromSockets, sendPush, statusEntries, summarize,
@@ -134,7 +134,8 @@ export class CallObject extends HibernatingObject<Env> {
   // ---- The sockets -------------------------------------------------------------------------
 
   /**
-   * `?side=caller&identity=I&start=1`: the caller, whose first request is `start`.
+   * `?side=caller&identity=I&start=1`, the call in START_HEADER: the caller's socket, forwarded
+   *   by the host's object, which rings the host once this creates the call.
    * `?side=callee&identity=I&claim=DOOR`: an answerer taking the call (refused if it cannot).
    * `?side=S&identity=I&cursor=N`: a door reconnecting; the backlog from seq N is sent again. A
    * reconnecting callee passes its `claim` too: an object reset before anything after the claim
@@ -147,7 +148,7 @@ export class CallObject extends HibernatingObject<Env> {
     if (side !== "caller" && side !== "callee") return refuseUpgrade(failure(Code.InvalidArgument, "side must be caller or callee"));
     const claimDoor = url.searchParams.get("claim") as Door | null;
     const starting = side === "caller" && url.searchParams.get("start") === "1";
-    if (starting && this.record) return refuseUpgrade(failure(Code.AlreadyExists, `call ${this.record.call.id} already exists`));
+    if (starting) return this.startFromUpgrade(ws, request, identity);
     const cursor = Number(url.searchParams.get("cursor") ?? 0) || 0;
     const reconnecting = url.searchParams.has("cursor");
     if (claimDoor && side === "callee" && !(reconnecting && this.record?.call.callee)) {
@@ -160,10 +161,8 @@ export class CallObject extends HibernatingObject<Env> {
       if (!claimed.ok) return refuseUpgrade(claimed);
       return;
     }
-    if (!starting) {
-      const allowed = this.checkParty(side, identity);
-      if (!allowed.ok) return refuseUpgrade(allowed);
-    }
+    const allowed = this.checkParty(side, identity);
+    if (!allowed.ok) return refuseUpgrade(allowed);
     this.adopt(ws, side, identity, cursor, side === "callee" && this.record ? claimOf(this.record) : undefined);
   }
 
@@ -227,7 +226,30 @@ export class CallObject extends HibernatingObject<Env> {
     this.record = record;
   }
 
-  private begin(id: string, input: StartCall): Promise<Result<CallSummary>> | Result<CallSummary> {
+  /** The caller's socket, carrying its call (see START_HEADER): the call starts with the socket
+   * adopted, so the offer's deadline is served by the caller's door from the first moment. The host's
+   * object that forwarded the upgrade rings the host once this answers 101. */
+  private startFromUpgrade(ws: WebSocket, request: Request, identity: string): Response | void {
+    if (this.record) return refuseUpgrade(failure(Code.AlreadyExists, `call ${this.record.call.id} already exists`));
+    let input: StartCall;
+    try {
+      input = JSON.parse(decodeURIComponent(request.headers.get(START_HEADER) ?? "")) as StartCall;
+    } catch {
+      return refuseUpgrade(failure(Code.InvalidArgument, `${START_HEADER} is not a call`));
+    }
+    if (input.caller?.identity !== identity) return refuseUpgrade(failure(Code.PermissionDenied, "the call's caller is not this socket's"));
+    this.adopt(ws, "caller", identity, 0);
+    const started = this.begin(this.ctx.id.name ?? crypto.randomUUID(), input, "rung by the host");
+    if (started.ok) return;
+    closeSocket(ws, SPINE_CLOSE.refused, started.message);
+    return refuseUpgrade(started);
+  }
+
+  /** Starts the call; `rung`: its host's object rings the host itself (the caller's socket came
+   * through it), else this rings it (a SIP account's call, started by RPC). */
+  private begin(id: string, input: StartCall, rung: "rung by the host"): Result<CallSummary>;
+  private begin(id: string, input: StartCall): Promise<Result<CallSummary>> | Result<CallSummary>;
+  private begin(id: string, input: StartCall, rung?: "rung by the host"): Promise<Result<CallSummary>> | Result<CallSummary> {
     const started = this.apply({ type: "start", id, host: input.host, caller: input.caller, sdp: input.sdp,
       disableTrickle: input.disableTrickle, deadline: input.deadline, now: Date.now(),
       meta: input.meta });
@@ -235,6 +257,7 @@ export class CallObject extends HibernatingObject<Env> {
     // Started over the caller's socket (its door's first request): the caller follows the call.
     if (this.socketOf("caller")) this.record!.call = orSame(step(this.record!.call, { type: "connect", side: "caller", now: Date.now() }), this.record!.call);
     this.pushWakes();
+    if (rung) return success(summarize(started.value));
     return this.env.HOSTS.getByName(input.host).enqueue(id, input.deadline).then((queued) => {
       if (queued.ok) return success(summarize(started.value));
       this.apply({ type: "reject", code: queued.code, message: queued.message, now: Date.now() });
@@ -280,10 +303,6 @@ export class CallObject extends HibernatingObject<Env> {
     const now = Date.now();
     const { side, identity } = me;
     switch (request.op) {
-      case "start":
-        if (side !== "caller" || this.record) return failure(Code.FailedPrecondition, "start is the caller's first request");
-        if (request.call.caller.identity !== identity) return failure(Code.PermissionDenied, "the call's caller is not this socket's");
-        return this.begin(this.ctx.id.name ?? crypto.randomUUID(), request.call);
       case "answer": case "candidate": case "done": case "fail": case "hangup":
         return this.asParty(side, identity, request);
       case "tick": {

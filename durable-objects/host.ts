@@ -12,7 +12,7 @@ import {
 } from "../model/limits";
 import type { Door } from "../model/call-model";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
-import { failure, success, type Result } from "../model/result";
+import { failure, success, type Failure, type Result } from "../model/result";
 import { INVALID_PAYLOAD } from "../model/close-codes";
 import type { HostPush, HostRequest } from "./spine-messages";
 import { fullBucket, overRate, takeTokens, type TokenBucket } from "../model/token-bucket";
@@ -79,6 +79,28 @@ export class HostObject extends HibernatingObject<Env> {
     return this.ctx.storage.sql;
   }
 
+  // ---- A caller's socket, passing through: `?start=1&call=ID&deadline=MS&...` ----------------
+
+  /**
+   * The caller's socket to a new call, with the call in its upgrade (spine-messages START_HEADER).
+   * Forwarded to the call's object, which this creates, so it is placed beside this host rather
+   * than beside the caller; once it has started the call, the call is handed to an idle answerer or
+   * queued, as `enqueue` does. The socket itself stays between the caller's door and the call's
+   * object (the runtime relays it); this object is not asked again for the call.
+   */
+  async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.searchParams.get("start") !== "1") return super.fetch(request);
+    const callId = url.searchParams.get("call");
+    const deadline = Number(url.searchParams.get("deadline"));
+    if (!callId || !Number.isFinite(deadline)) return Response.json({ code: Code.InvalidArgument, message: "call and deadline are required" }, { status: 400 });
+    const refused = this.refuseCall(callId, Date.now());
+    if (refused) return Response.json({ code: refused.code, message: refused.message }, { status: 409 });
+    const started = await this.env.CALLS.getByName(callId).fetch(request);
+    if (started.status === 101) this.queueCall(callId, deadline, Date.now());
+    return started;
+  }
+
   // ---- Answerer sockets: `?answerer=ID&door=DOOR[&only=CALL]` ------------------------------
 
   protected onConnect(ws: WebSocket, request: Request): Response | void {
@@ -135,18 +157,29 @@ export class HostObject extends HibernatingObject<Env> {
    * host is online and busy. Fails at once with not_found when nobody answers for the host. */
   async enqueue(callId: string, deadline: number): Promise<Result<void>> {
     const now = Date.now();
+    const refused = this.refuseCall(callId, now);
+    if (refused) return refused;
+    this.queueCall(callId, deadline, now);
+    return success(undefined);
+  }
+
+  /** Why a new call cannot be taken now: nobody answers for this host (not_found), or its line is
+   * full with no idle answerer to take one more (resource_exhausted). */
+  private refuseCall(callId: string, now: number): Failure | undefined {
     this.purge(now);
     if (!this.isOnline(now)) return failure(Code.NotFound, `host ${this.hostName()} is not online`);
-    if (!this.handOut(callId, deadline)) {
-      const sql = this.sql;
-      const pending = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n;
-      if (pending >= MAX_PENDING_CALLS_PER_HOST) {
-        return failure(Code.ResourceExhausted, `${MAX_PENDING_CALLS_PER_HOST} calls already wait for this host`);
-      }
-      this.line(callId, deadline);
+    if (this.answerers().some(({ a }) => !a.call && (!a.only || a.only === callId))) return undefined;
+    const pending = this.hasTables() ? this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n : 0;
+    if (pending >= MAX_PENDING_CALLS_PER_HOST) {
+      return failure(Code.ResourceExhausted, `${MAX_PENDING_CALLS_PER_HOST} calls already wait for this host`);
     }
+    return undefined;
+  }
+
+  /** Hands a call to the longest-waiting idle answerer, or puts it in line, and rings standing ones. */
+  private queueCall(callId: string, deadline: number, now: number): void {
+    if (!this.handOut(callId, deadline)) this.line(callId, deadline);
     this.ringStanding(callId, now);
-    return success(undefined);
   }
 
   /**

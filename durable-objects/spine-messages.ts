@@ -30,11 +30,19 @@ export type CallAction =
 
 /** Door → object on a call socket: what the side says, each answered by a `reply`. */
 export type CallRequest = { id: number } & (
-  /** The caller's first request: create the call (its id is the object's name) and ring its host. */
-  | { op: "start"; call: StartCall }
   | CallAction
   /** The door's clock reached the `wake` time the object gave it. */
   | { op: "tick" });
+
+/**
+ * The caller's socket is opened through the host's object (`?start=1&call=ID&side=caller&identity=I`
+ * with the call in this header, URI-encoded JSON of StartCall): the host's object forwards the
+ * upgrade to the call's object, which creates the call from it, and rings the host once the call
+ * exists. The call's object is thereby created by the host's object, so Cloudflare places it beside
+ * the host, and the offer travels on the first request: one crossing from caller to host, one back
+ * for the answer (docs/performance.md, the global case).
+ */
+export const START_HEADER = "x-call-start";
 
 export interface StartCall {
   host: string;

@@ -10,7 +10,7 @@ import type { Door, IceCandidate, Side, Signal } from "../model/call-model";
 import type { HostObject } from "../durable-objects/host";
 import { failure, success, type Result } from "../model/result";
 import {
-  SPINE_CLOSE, type CallPush, type CallRequest, type HostPush, type StartCall,
+  SPINE_CLOSE, START_HEADER, type CallPush, type CallRequest, type HostPush, type StartCall,
 } from "../durable-objects/spine-messages";
 import { SPINE_RECONNECTS } from "../model/limits";
 
@@ -19,9 +19,10 @@ import { SPINE_RECONNECTS } from "../model/limits";
 const RESEND = Symbol("resend");
 
 /** Opens a WebSocket to an object, or returns the object's refusal as a failure. */
-async function connect(stub: DurableObjectStub<CallObject> | DurableObjectStub<HostObject>, query: Record<string, string>): Promise<Result<WebSocket>> {
+async function connect(stub: DurableObjectStub<CallObject> | DurableObjectStub<HostObject>, query: Record<string, string>,
+  headers: Record<string, string> = {}): Promise<Result<WebSocket>> {
   const url = `https://object/socket?${new URLSearchParams(query)}`;
-  const res = await stub.fetch(url, { headers: { upgrade: "websocket" } });
+  const res = await stub.fetch(url, { headers: { ...headers, upgrade: "websocket" } });
   const ws = res.webSocket;
   if (res.status !== 101 || !ws) {
     const body = await res.json<{ code?: Code; message?: string }>().catch(() => ({} as { code?: Code; message?: string }));
@@ -57,23 +58,16 @@ export class CallSocket {
     private readonly identity: string, private readonly door?: Door) {}
 
   /** The caller's socket: creates the call and rings its host (not_found when nobody answers).
-   * The socket opens while `admitted` (the caller's rate check) settles; the call is created only
-   * once it has, so a refused request leaves nothing behind but a closed socket. */
+   * It opens through the host's object with the call in its upgrade (START_HEADER), so the call's
+   * object is created beside the host and the offer needs no second request. Only once `admitted`
+   * (the caller's rate check) has settled: a refused request must not create a call. */
   static async start(env: Env, callId: string, call: StartCall, admitted: Promise<void>): Promise<CallSocket> {
+    await admitted;
     const socket = new CallSocket(env, callId, "caller", call.caller.identity);
-    const [opened] = await Promise.allSettled([socket.open({ side: "caller", identity: call.caller.identity, start: "1" }), admitted]);
-    try {
-      await admitted;
-      if (opened.status === "rejected") throw opened.reason;
-    } catch (err) {
-      socket.close(NORMAL_CLOSURE);
-      throw err;
-    }
-    const started = await socket.request({ op: "start", call });
-    if (!started.ok) {
-      socket.close(NORMAL_CLOSURE);
-      throw new ConnectError(started.message, started.code);
-    }
+    const opened = await socket.connectOnce(
+      { side: "caller", identity: call.caller.identity, start: "1", call: callId, deadline: String(call.deadline) },
+      env.HOSTS.getByName(call.host), { [START_HEADER]: encodeURIComponent(JSON.stringify(call)) });
+    if (!opened.ok) throw new ConnectError(opened.message, opened.code);
     return socket;
   }
 
@@ -84,13 +78,10 @@ export class CallSocket {
     return opened.ok ? success(socket) : opened;
   }
 
-  private async open(query: Record<string, string>): Promise<void> {
-    const opened = await this.connectOnce(query);
-    if (!opened.ok) throw new ConnectError(opened.message, opened.code);
-  }
-
-  private async connectOnce(query: Record<string, string>): Promise<Result<void>> {
-    const ws = await connect(this.env.CALLS.getByName(this.callId), query);
+  /** Opens this side's socket, to the call's object unless `via` (the host's, for the start). */
+  private async connectOnce(query: Record<string, string>, via?: DurableObjectStub<HostObject>,
+    headers?: Record<string, string>): Promise<Result<void>> {
+    const ws = await connect(via ?? this.env.CALLS.getByName(this.callId), query, headers);
     if (!ws.ok) return ws;
     this.ws = ws.value;
     this.ws.addEventListener("message", (e) => this.onPush(ws.value, e.data));
