@@ -7,6 +7,7 @@ import {
   type SocketFacts,
 } from "../model/call-model";
 import type { CallAction, CallPush } from "./spine-messages";
+import type { OutboxEntry } from "./operator-outbox";
 
 // The record is one key of the object's key-value store (SQLite-backed: one row written per put).
 // A table of its own would cost two more rows per call, in the schema, since every call is a new
@@ -71,6 +72,8 @@ export interface CallRecord {
   doneAt: Partial<Record<Side, number>>;
   /** SIP accounts told of every status change (SipAccount.callChanged). */
   watchers: string[];
+  /** Operator events of the changes written, not known to be sent (call-outbox.ts). */
+  outbox?: OutboxEntry[];
 }
 
 /** Per-socket state: the side it follows, and what of that side the record may not hold yet

@@ -19,6 +19,7 @@ import {
   type OperatorRoom,
 } from "../model/operator-events";
 import { OperatorOutbox } from "./operator-outbox";
+import { CallOutbox } from "./call-outbox";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Result } from "../model/result";
 import { SPINE_CLOSE, START_HEADER, type CallAction, type CallRequest, type StartCall } from "./spine-messages";
@@ -46,9 +47,10 @@ export class CallObject extends HibernatingObject<Env> {
   private notified: Promise<void> = Promise.resolve();
   private readonly alarmClock = new AlarmClock(this.ctx.storage);
   /** Operator events (model/operator-events.ts) of changes not written yet; persist() writes them
-   * to the outbox in the same transaction as the record. */
+   * into the record, with the change. */
   private unwrittenEvents: OperatorEvent[] = [];
-  private readonly outbox = new OperatorOutbox(this.ctx.storage, this.env, "call");
+  private readonly outbox = new CallOutbox(this.env, () => this.record?.outbox ?? [],
+    () => { if (this.record) this.persist(); }, () => this.record?.call.phase === "ended");
   /** Set while an operator's ending is applied: its events say why the sides left. */
   private removal: LeaveReason | undefined;
   /** The deadline each socket's door was last asked to serve (memory only: after a wake the
@@ -59,8 +61,12 @@ export class CallObject extends HibernatingObject<Env> {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
       this.load();
-      // Rows a reset kept from being sent: send them now.
+      // Events a reset kept from being sent: send them now.
       if (this.outbox.pending) this.ctx.waitUntil(this.sendOutbox());
+      // Rows of events written beside the record, as this object did before its record held them.
+      if (OperatorOutbox.holdsRows(ctx.storage)) {
+        this.ctx.waitUntil(new OperatorOutbox(ctx.storage, env, "call").sendOrWait({ callId: this.record?.call.id }));
+      }
     });
   }
 
@@ -413,14 +419,13 @@ export class CallObject extends HibernatingObject<Env> {
     return success(state);
   }
 
-  /** Writes the record (one row) and arms the alarm for whatever it now waits on. */
+  /** Writes the record (one row, with the operator events of the changes it takes) and arms the
+   * alarm for whatever it now waits on. */
   private persist(): void {
     const record = this.record!;
     const events = this.unwrittenEvents.splice(0);
-    this.ctx.storage.transactionSync(() => {
-      this.ctx.storage.kv.put(RECORD_KEY, record);
-      this.outbox.write(events);
-    });
+    record.outbox = this.outbox.next(events);
+    this.ctx.storage.kv.put(RECORD_KEY, record);
     this.storedCounters = { caller: countersOf(record, "caller"), callee: countersOf(record, "callee") };
     this.mark();
     void this.scheduleAlarm();

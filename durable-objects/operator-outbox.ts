@@ -26,7 +26,7 @@ export interface WebhookDelivery {
 }
 
 /** One event waiting to be sent. */
-interface OutboxEntry {
+export interface OutboxEntry {
   id: string;
   /** Orders the room's updates in the directory (see RoomDirectory.record). */
   seq: number;
@@ -35,52 +35,65 @@ interface OutboxEntry {
 }
 
 /** The events of one state change: one row, so a change costs one row written and one deleted
- * however many events it has (a call's start has two, its end three). */
+ * however many events it has. */
 interface OutboxRow {
   kind: RoomKind;
   entries: OutboxEntry[];
 }
 
-export class OperatorOutbox {
+/** Gives `events` their ids, webhook bodies and seqs above `lastSeq`. Milliseconds × 1000, then
+ * one more per event: above every seq the room used before, across wakes too, since no object
+ * wakes twice within the same millisecond. */
+export function outboxEntries(events: OperatorEvent[], lastSeq: number): OutboxEntry[] {
+  return events.map((event) => {
+    const seq = Math.max(lastSeq + 1, event.at * 1000);
+    lastSeq = seq;
+    const id = newEventId();
+    return { id, seq, event, body: webhookBody(event, id) };
+  });
+}
+
+/** Hands `entries` (in seq order) to both consumers: the room directory, one newest update per
+ * room, and the webhook queue, one message per event and URL. Throws if either could not take them. */
+export async function deliverOperatorEvents(env: Env, entries: { kind: RoomKind; entry: OutboxEntry }[]): Promise<void> {
+  const newest = new Map<string, DirectoryUpdate>();
+  for (const { kind, entry } of entries) {
+    newest.set(entry.event.room.name, { kind, seq: entry.seq, room: entry.event.room,
+      finished: entry.event.event === "room_finished" });
+  }
+  const shards = new Map<number, DirectoryUpdate[]>();
+  for (const update of newest.values()) {
+    const shard = directoryShard(update.room.name);
+    shards.set(shard, [...(shards.get(shard) ?? []), update]);
+  }
+  await Promise.all([...shards].map(([shard, updates]) => env.ROOM_DIRECTORY.getByName(`shard-${shard}`).record(updates)));
+  const urls = webhookUrls(env.WEBHOOK_URLS);
+  const messages = entries.flatMap(({ entry }) => urls.map((url) => ({
+    body: { v: 1, url, id: entry.id, event: entry.event.event, body: entry.body } satisfies WebhookDelivery,
+    contentType: "json" as const,
+  })));
+  for (let i = 0; i < messages.length; i += QUEUE_BATCH) {
+    await env.OPERATOR_WEBHOOKS.sendBatch(messages.slice(i, i + QUEUE_BATCH));
+  }
+}
+
+/** When and how often an outbox sends: at once or after a burst, one send at a time, again from
+ * the object's alarm while something waits. What waits, and where, is the subclass's. */
+export abstract class OutboxSender {
   private sending: Promise<void> | undefined;
-  /** Rows may be waiting (written, or found on wake); false once a send emptied the outbox. */
-  private waiting: boolean;
-  private lastSeq = 0;
-  /** While rows wait: when the object's alarm must come by to send them again. */
+  /** While events wait: when the object's alarm must come by to send them again. */
   private retryAtMs: number | undefined;
   /** A send is scheduled (sendSoon). */
   private sendScheduled = false;
 
-  constructor(private readonly storage: DurableObjectStorage, private readonly env: Env, private readonly kind: RoomKind) {
-    this.waiting = !storage.kv.list({ prefix: PREFIX, limit: 1 })[Symbol.iterator]().next().done;
-  }
+  /** Whether events wait to be sent: the object keeps its alarm within OUTBOX_RETRY_MS meanwhile. */
+  abstract get pending(): boolean;
+  /** Sends what waits now; throws when a consumer could not take it (it waits for the next try). */
+  protected abstract sendWaiting(): Promise<void>;
 
-  /** Whether rows wait to be sent: the object keeps its alarm within OUTBOX_RETRY_MS meanwhile. */
-  get pending(): boolean {
-    return this.waiting;
-  }
-
-  /**
-   * Writes the rows of `events`. Call it in the same synchronous block as the write of the state
-   * change (or inside its `transactionSync`): the object's storage commits both at once or neither.
-   */
-  write(events: OperatorEvent[]): void {
-    if (!events.length) return;
-    const entries = events.map((event) => {
-      // Milliseconds × 1000, then one more per event: above every seq this room used before, across
-      // wakes too, since no object wakes twice within the same millisecond.
-      const seq = Math.max(this.lastSeq + 1, event.at * 1000);
-      this.lastSeq = seq;
-      const id = newEventId();
-      return { id, seq, event, body: webhookBody(event, id) };
-    });
-    this.storage.kv.put(`${PREFIX}${String(entries[0].seq).padStart(17, "0")}`, { kind: this.kind, entries } satisfies OutboxRow);
-    this.waiting = true;
-  }
-
-  /** When the object's alarm must come by to send waiting rows again; Infinity when none wait. */
+  /** When the object's alarm must come by to send waiting events again; Infinity when none wait. */
   retryAt(): number {
-    return this.waiting ? (this.retryAtMs ??= Date.now() + OUTBOX_RETRY_MS) : Infinity;
+    return this.pending ? (this.retryAtMs ??= Date.now() + OUTBOX_RETRY_MS) : Infinity;
   }
 
   /** The object's alarm fired: a retry from now on counts from now. */
@@ -89,7 +102,7 @@ export class OperatorOutbox {
   }
 
   /**
-   * Sends what waits; a consumer that could not take it is logged and the rows wait for
+   * Sends what waits; a consumer that could not take it is logged and the events wait for
    * `retryAt`. True when this send emptied an outbox that had a retry time: the object may then
    * bring its alarm back to its own deadlines.
    */
@@ -99,7 +112,7 @@ export class OperatorOutbox {
     } catch (err) {
       console.warn("operator events not sent yet", { ...context, err: String(err) });
     }
-    if (this.waiting || this.retryAtMs === undefined) return false;
+    if (this.pending || this.retryAtMs === undefined) return false;
     this.retryAtMs = undefined;
     return true;
   }
@@ -115,51 +128,61 @@ export class OperatorOutbox {
     }));
   }
 
-  /** Sends every waiting row to its consumers and deletes it; one send at a time, and rows written
-   * while one runs go in the next, at once. Throws when a consumer could not take them (they stay
-   * for the next try). */
+  /** Sends everything waiting; one send at a time, and events written while one runs go in the
+   * next, at once. Throws when a consumer could not take them (they stay for the next try). */
   flush(): Promise<void> {
     this.sending ??= (async () => {
       try {
-        do await this.send(); while (this.waiting);
+        do await this.sendWaiting(); while (this.pending);
       } finally {
         this.sending = undefined;
       }
     })();
     return this.sending;
   }
+}
 
-  private async send(): Promise<void> {
+/** The outbox of a room object: rows of its own beside the room's state. */
+export class OperatorOutbox extends OutboxSender {
+  /** Rows may be waiting (written, or found on wake); false once a send emptied the outbox. */
+  private waiting: boolean;
+  private lastSeq = 0;
+
+  constructor(private readonly storage: DurableObjectStorage, private readonly env: Env, private readonly kind: RoomKind) {
+    super();
+    this.waiting = OperatorOutbox.holdsRows(storage);
+  }
+
+  /** Whether `storage` holds rows not sent yet. */
+  static holdsRows(storage: DurableObjectStorage): boolean {
+    return !storage.kv.list({ prefix: PREFIX, limit: 1 })[Symbol.iterator]().next().done;
+  }
+
+  get pending(): boolean {
+    return this.waiting;
+  }
+
+  /**
+   * Writes the rows of `events`. Call it in the same synchronous block as the write of the state
+   * change (or inside its `transactionSync`): the object's storage commits both at once or neither.
+   */
+  write(events: OperatorEvent[]): void {
+    if (!events.length) return;
+    const entries = outboxEntries(events, this.lastSeq);
+    this.lastSeq = entries.at(-1)!.seq;
+    this.storage.kv.put(`${PREFIX}${String(entries[0].seq).padStart(17, "0")}`, { kind: this.kind, entries } satisfies OutboxRow);
+    this.waiting = true;
+  }
+
+  protected async sendWaiting(): Promise<void> {
     const rows = [...this.storage.kv.list<OutboxRow>({ prefix: PREFIX })];
     if (!rows.length) {
       this.waiting = false;
       return;
     }
-    // The directory keeps each room's newest state only: one update per room and flush (rows are
-    // in seq order, so the last one of a room is its newest).
-    const newest = new Map<string, DirectoryUpdate>();
-    for (const [, row] of rows) {
-      for (const entry of row.entries) {
-        newest.set(entry.event.room.name, { kind: row.kind, seq: entry.seq, room: entry.event.room,
-          finished: entry.event.event === "room_finished" });
-      }
-    }
-    const shards = new Map<number, DirectoryUpdate[]>();
-    for (const update of newest.values()) {
-      const shard = directoryShard(update.room.name);
-      shards.set(shard, [...(shards.get(shard) ?? []), update]);
-    }
-    await Promise.all([...shards].map(([shard, updates]) => this.env.ROOM_DIRECTORY.getByName(`shard-${shard}`).record(updates)));
-    const urls = webhookUrls(this.env.WEBHOOK_URLS);
-    const messages = rows.flatMap(([, row]) => row.entries.flatMap((entry) => urls.map((url) => ({
-      body: { v: 1, url, id: entry.id, event: entry.event.event, body: entry.body } satisfies WebhookDelivery,
-      contentType: "json" as const,
-    }))));
-    for (let i = 0; i < messages.length; i += QUEUE_BATCH) {
-      await this.env.OPERATOR_WEBHOOKS.sendBatch(messages.slice(i, i + QUEUE_BATCH));
-    }
+    await deliverOperatorEvents(this.env, rows.flatMap(([, row]) => row.entries.map((entry) => ({ kind: row.kind, entry }))));
     for (const [key] of rows) this.storage.kv.delete(key);
     // Rows written while these were sent wait for the next flush.
-    this.waiting = !this.storage.kv.list({ prefix: PREFIX, limit: 1 })[Symbol.iterator]().next().done;
+    this.waiting = OperatorOutbox.holdsRows(this.storage);
   }
 }

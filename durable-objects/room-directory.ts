@@ -2,11 +2,14 @@
 // directoryShard), for RoomService's ListRooms and for finding which object holds a room. Rooms are
 // spread over ROOM_DIRECTORY_SHARDS objects, so no one object takes every room's writes; ListRooms
 // asks every shard. Each room's row is replaced by its newest update (by the room's own event
-// sequence), so updates delivered twice or out of order (the outbox sends at least once) change
-// nothing; a finished room stays as a tombstone for ROOM_TOMBSTONE_MS, so a late update of it
-// cannot bring it back.
+// sequence), so an update delivered twice or out of order changes nothing, and a room's row is
+// deleted when it finishes: a room costs its directory one insert and one delete, plus an update
+// per send that changed it in between. A room's updates come from its one object, which sends them
+// in order, one send at a time (operator-outbox.ts), so nothing can follow its finish but the rare
+// repeat of an older send cut short by a reset; the shard remembers recently finished rooms in
+// memory to refuse those (RECENTLY_FINISHED), instead of keeping a tombstone row for each.
 import { DurableObject } from "cloudflare:workers";
-import { MAX_LISTED_ROOMS, ROOM_TOMBSTONE_MS } from "../model/limits";
+import { DIRECTORY_RECENTLY_FINISHED, MAX_LISTED_ROOMS } from "../model/limits";
 import type { OperatorRoom, RoomKind } from "../model/operator-events";
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS rooms (
@@ -36,31 +39,38 @@ interface RoomRow extends Record<string, SqlStorageValue> {
 }
 
 export class RoomDirectory extends DurableObject<Env> {
-  /** Whether an alarm is set (read once per wake, then kept). */
-  private sweepArmed = false;
+  /** Rooms finished lately, by name, with their finishing seq, oldest first (memory only; see the
+   * header). */
+  private readonly finished = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.storage.sql.exec(SCHEMA);
+    // Tombstones an earlier version kept for finished rooms (writes nothing when there are none).
+    ctx.storage.sql.exec("DELETE FROM rooms WHERE finished_at IS NOT NULL");
   }
 
-  /** Applies each room's update unless a newer one is already here. The statements run in one
-   * synchronous block, so the runtime commits them as one transaction (no explicit transactionSync:
-   * its savepoint cost a third of the shard's write rate in bench/room-directory-bench.mjs). */
+  /** Applies each room's update unless a newer one is already here: an open room's row is
+   * inserted or replaced, a finished one's deleted. The statements run in one synchronous block,
+   * so the runtime commits them as one transaction (no explicit transactionSync: its savepoint cost
+   * a third of the shard's write rate in bench/room-directory-bench.mjs). */
   async record(updates: DirectoryUpdate[]): Promise<void> {
-    const now = Date.now();
-    let finished = false;
     for (const update of updates) {
-      finished ||= update.finished;
+      const name = update.room.name;
+      if ((this.finished.get(name) ?? -1) >= update.seq) continue;
+      if (update.finished) {
+        this.ctx.storage.sql.exec("DELETE FROM rooms WHERE name = ? AND seq < ?", name, update.seq);
+        this.finished.delete(name);
+        this.finished.set(name, update.seq);
+        if (this.finished.size > DIRECTORY_RECENTLY_FINISHED) this.finished.delete(this.finished.keys().next().value!);
+        continue;
+      }
       this.ctx.storage.sql.exec(
-        `INSERT INTO rooms (name, kind, seq, room, finished_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, seq = excluded.seq, room = excluded.room,
-           finished_at = excluded.finished_at
+        `INSERT INTO rooms (name, kind, seq, room) VALUES (?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, seq = excluded.seq, room = excluded.room
          WHERE excluded.seq > rooms.seq`,
-        update.room.name, update.kind, update.seq, JSON.stringify(update.room), update.finished ? now : null);
+        name, update.kind, update.seq, JSON.stringify(update.room));
     }
-    // Tombstones are swept by the alarm, at most once per ROOM_TOMBSTONE_MS.
-    if (finished) await this.armSweep(now);
   }
 
   /** Open rooms, all or those named, with the metadata an operator set in place of their own. */
@@ -85,23 +95,6 @@ export class RoomDirectory extends DurableObject<Env> {
     return this.lookup(name);
   }
 
-  async alarm(): Promise<void> {
-    this.sweepArmed = false;
-    const now = Date.now();
-    this.ctx.storage.sql.exec("DELETE FROM rooms WHERE finished_at IS NOT NULL AND finished_at <= ?", now - ROOM_TOMBSTONE_MS);
-    const left = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM rooms WHERE finished_at IS NOT NULL").one().n;
-    if (left > 0) await this.armSweep(now);
-  }
-
-  /** A tombstone is swept between ROOM_TOMBSTONE_MS and twice that after its room finished. */
-  private async armSweep(now: number): Promise<void> {
-    if (this.sweepArmed) return;
-    this.sweepArmed = (await this.ctx.storage.getAlarm()) !== null;
-    if (!this.sweepArmed) {
-      await this.ctx.storage.setAlarm(now + ROOM_TOMBSTONE_MS);
-      this.sweepArmed = true;
-    }
-  }
 }
 
 function entryOf(row: RoomRow): DirectoryEntry {

@@ -293,14 +293,19 @@ export const OUTBOX_RETRY_MS = 5_000;
  * late by no more than this. */
 export const OUTBOX_COALESCE_MS = 25;
 
+/** A call's record keeps the operator events it sent until its next write drops them; when none
+ * comes within this long, the call writes the record once more without them (an ended call at
+ * once), so a later wake does not send them again. */
+export const CALL_OUTBOX_PRUNE_MS = 1_000;
+
 /** Directory shards: rooms are spread over this many objects by a hash of their name, so no one
  * object takes every room's writes (bench/room-directory-bench.mjs measures what one takes).
  * ListRooms asks each shard once. Changing it moves rooms between shards: only on a fresh
  * directory (every shard's rooms expire with their rooms). */
 export const ROOM_DIRECTORY_SHARDS = 16;
-/** A finished room's row stays this long as a tombstone, so a delayed, repeated update of the
- * room (at-least-once) cannot bring it back into the list. */
-export const ROOM_TOMBSTONE_MS = 60 * 60 * 1000;
+/** Finished rooms a directory shard remembers (in memory) to refuse a late, repeated update of
+ * one: the window such a repeat can arrive in is a send cut short by a reset, a few seconds. */
+export const DIRECTORY_RECENTLY_FINISHED = 10_000;
 /** Rooms ListRooms returns at most: a Twirp response is one message, and LiveKit's own server
  * lists from one Redis hash the same way. */
 export const MAX_LISTED_ROOMS = 10_000;

@@ -2,6 +2,8 @@
 // the transaction of the state change they report, and rows an object reset kept from being sent
 // are sent afterwards, by the alarm or the next wake.
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import type { CallRecord } from "../durable-objects/call-record";
+import { onlineAnswerer } from "./door-clients";
 import { describe, expect, it } from "vitest";
 import { OperatorOutbox } from "../durable-objects/operator-outbox";
 import type { OperatorEvent } from "../model/operator-events";
@@ -52,5 +54,47 @@ describe("operator outbox", () => {
     await shard.record([{ kind: "audio", seq: 2, room: room(2), finished: false }]);
     expect(await shard.lookup(name)).toBeNull();
     expect(await shard.list([name])).toEqual([]);
+  });
+
+  // A call keeps its events in its record (durable-objects/call-outbox.ts), not in rows of its own.
+  const storedOutbox = (id: string) => runInDurableObject(env.CALLS.getByName(id),
+    (_o, state) => state.storage.kv.get<CallRecord>("call")?.outbox);
+  async function startCall(): Promise<string> {
+    const host = `outbox-host-${crypto.randomUUID()}`;
+    await onlineAnswerer(host);
+    const id = crypto.randomUUID();
+    const started = await env.CALLS.getByName(id).start(id, { host, caller: { identity: "alice", door: "viam" },
+      sdp: "offer", disableTrickle: false, deadline: Date.now() + 10_000 });
+    expect(started.ok).toBe(true);
+    return id;
+  }
+
+  it("writes a call's events into its record, with no row of their own, and drops them once an ended call sent them", async () => {
+    const id = await startCall();
+    expect((await storedOutbox(id))?.map((e) => e.event.event)).toEqual(["room_started", "participant_joined"]);
+    expect(await runInDurableObject(env.CALLS.getByName(id), (_o, state) => pendingRows(state))).toBe(0);
+    expect((await env.CALLS.getByName(id).act("caller", "alice", { op: "hangup" })).ok).toBe(true);
+    // Sent, and the ended call wrote its record once more without them.
+    await expect.poll(() => storedOutbox(id), { timeout: 3_000 }).toEqual([]);
+    expect(await env.ROOM_DIRECTORY.getByName(`shard-${directoryShard(id)}`).lookup(id)).toBeNull();
+  });
+
+  it("sends the events a call's record holds when the call wakes after a reset", async () => {
+    const id = await startCall();
+    // A call still going drops what it sent at its next write or within CALL_OUTBOX_PRUNE_MS.
+    await expect.poll(() => storedOutbox(id), { timeout: 5_000 }).toEqual([]);
+    // As if a reset came between a change and its send: the record holds an event no send took.
+    const unsent = `unsent-${crypto.randomUUID()}`;
+    await runInDurableObject(env.CALLS.getByName(id), (_o, state) => {
+      const record = state.storage.kv.get<CallRecord>("call")!;
+      record.outbox = [{ id: "EV_unsent", seq: Date.now() * 1000, event: started(unsent), body: "{}" }];
+      state.storage.kv.put("call", record);
+    });
+    await evictDurableObject(env.CALLS.getByName(id));
+    const shard = env.ROOM_DIRECTORY.getByName(`shard-${directoryShard(unsent)}`);
+    expect(await shard.lookup(unsent)).toBeNull();
+    await env.CALLS.getByName(id).summary(); // wakes it
+    await expect.poll(() => shard.lookup(unsent), { timeout: 3_000 }).toMatchObject({ kind: "call", room: { name: unsent } });
+    await expect.poll(() => storedOutbox(id), { timeout: 5_000 }).toEqual([]);
   });
 });
