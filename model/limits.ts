@@ -197,9 +197,13 @@ export const REQUEST_BURST = 40;
 /** A Worker isolate takes this many tokens at once from an identity's bucket (HostObject.lease)
  * and spends them locally: one Durable Object RPC per five requests, not one per request. Tokens
  * not spent within RATE_LEASE_TTL_MS are dropped, never returned, so leasing can only make the
- * limit stricter; one isolate holds at most 5 of a client's 40-token burst. */
+ * limit stricter, however long they are kept: a token is taken from the bucket when leased, so
+ * spending it later never lets more through. One isolate holds at most 5 of a client's 40-token
+ * burst; the bucket refills 5 in a quarter second, so holding them 10 s costs an honest client
+ * nothing, and a client dialing every few seconds (a Viam dial is a Call and a CallUpdate) leases
+ * once per five requests instead of once per dial. */
 export const RATE_LEASE_TOKENS = 5;
-export const RATE_LEASE_TTL_MS = 1_000;
+export const RATE_LEASE_TTL_MS = 10_000;
 
 /** Identities whose leases (and refusals) one isolate remembers; the least recently used goes
  * first. 10 000 small entries is well under a megabyte of the isolate's 128 MB. */
