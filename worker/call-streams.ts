@@ -124,3 +124,40 @@ export async function* serveCallee<Out>(opts: {
 export function abandon(socket: CallSocket): void {
   socket.close(SPINE_CLOSE.abandoned, "went away");
 }
+
+/**
+ * Applies a client's messages to the call as they arrive, without waiting for the object's
+ * answer to one before reading the next: they travel one socket, so the object applies them in
+ * the order sent, and a machine's answer and its first candidates go out back to back. The first
+ * refusal ends the stream at once, even while the client sends nothing. `apply` makes the request
+ * for one message (or throws for a malformed one) and says whether it was the client's last.
+ */
+export async function applyInOrder<T>(messages: AsyncIterable<T>,
+  apply: (message: T) => { answer: Promise<Result<void>>; last: boolean }): Promise<"last" | "ended"> {
+  let refuse!: (err: unknown) => void;
+  const refused = new Promise<never>((_, reject) => { refuse = reject; });
+  refused.catch(() => undefined);
+  const answers: Promise<void>[] = [];
+  const iterator = messages[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await Promise.race([iterator.next(), refused]);
+    if (next.done) {
+      await Promise.all(answers);
+      return "ended";
+    }
+    const { answer, last } = apply(next.value);
+    const checked = answer.then((result) => {
+      if (result.ok) return;
+      const err = new ConnectError(result.message, result.code);
+      refuse(err);
+      throw err;
+    });
+    checked.catch(() => undefined); // seen through `refused` or Promise.all
+    answers.push(checked);
+    if (last) {
+      await Promise.all(answers);
+      return "last";
+    }
+  }
+}
+

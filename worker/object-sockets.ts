@@ -8,15 +8,12 @@ import { asyncQueue } from "../client/async-queue";
 import type { CallObject } from "../durable-objects/call";
 import type { Door, IceCandidate, Side, Signal } from "../model/call-model";
 import type { HostObject } from "../durable-objects/host";
-import { failure, success, type Result } from "../model/result";
+import { failure, success, type Failure, type Result } from "../model/result";
 import {
   SPINE_CLOSE, START_HEADER, type CallPush, type CallRequest, type HostPush, type StartCall,
 } from "../durable-objects/spine-messages";
 import { SPINE_RECONNECTS } from "../model/limits";
 
-/** A request in flight when its socket broke: the door sends it again once the socket is back
- * (each request is safe to repeat: a candidate carries its index). */
-const RESEND = Symbol("resend");
 
 /** Opens a WebSocket to an object, or returns the object's refusal as a failure. */
 async function connect(stub: DurableObjectStub<CallObject> | DurableObjectStub<HostObject>, query: Record<string, string>,
@@ -43,12 +40,17 @@ type CallRequestBody = CallRequest extends infer R ? R extends { id: number } ? 
 export class CallSocket {
   private ws!: WebSocket;
   private nextRequest = 1;
-  private readonly pending = new Map<number, (result: Result<void> | typeof RESEND) => void>();
+  /** Requests not answered yet, in the order they were made: sent at once while the socket is
+   * open, and all sent again, in that order, on the socket that replaces a broken one (each is
+   * safe to repeat: a candidate carries its index). */
+  private readonly unanswered = new Map<number, { body: CallRequestBody; settle: (result: Result<void>) => void }>();
   private readonly pushed = asyncQueue<Signal | "end" | Error>();
   /** The seq of the next signal this side expects. */
   private cursor = 0;
   private closing = false;
   private reconnects = 0;
+  /** The socket broke and could not be reopened: every request fails so. */
+  private broken: Failure | undefined;
   /** The object's `wake`: when this door's clock sends it a tick. */
   private wakeTimer: number | null = null;
   /** The object said the call has ended (not only that the other side is done). */
@@ -94,9 +96,9 @@ export class CallSocket {
     if (ws !== this.ws) return;
     const push = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data)) as CallPush;
     if ("reply" in push) {
-      const settle = this.pending.get(push.reply);
-      this.pending.delete(push.reply);
-      settle?.(push.ok ? success(undefined) : failure(push.code, push.message));
+      const request = this.unanswered.get(push.reply);
+      this.unanswered.delete(push.reply);
+      request?.settle(push.ok ? success(undefined) : failure(push.code, push.message));
     } else if ("seq" in push) {
       if (push.seq < this.cursor) return; // resent after a reconnect, and already yielded
       this.cursor = push.seq + 1;
@@ -117,11 +119,8 @@ export class CallSocket {
   private onBroken(ws: WebSocket): void {
     if (ws !== this.ws || this.closing) return;
     this.ws = undefined as unknown as WebSocket;
-    const lost = [...this.pending.values()];
-    this.pending.clear();
     if (++this.reconnects > SPINE_RECONNECTS) {
-      for (const settle of lost) settle(failure(Code.Unavailable, "the call's object is unreachable"));
-      this.pushed.push(new ConnectError("the call's object is unreachable", Code.Unavailable));
+      this.fail(failure(Code.Unavailable, "the call's object is unreachable"));
       return;
     }
     void (async () => {
@@ -132,32 +131,40 @@ export class CallSocket {
         ...(this.door ? { claim: this.door } : {}) })
         .catch((err: unknown) => failure(Code.Unavailable, String(err)));
       // A request in flight when the socket broke may or may not have been applied; each is safe to
-      // repeat (a candidate carries its index), so it is answered as unavailable only if reopening fails.
-      for (const settle of lost) settle(reopened.ok ? RESEND : reopened);
-      if (!reopened.ok) this.pushed.push(new ConnectError(reopened.message, reopened.code));
+      // repeat, so all go again, in order; they fail only if reopening does.
+      if (!reopened.ok) this.fail(reopened);
+      else for (const id of this.unanswered.keys()) this.send(id);
     })();
   }
 
-  /** Applies one thing this side says; the object's answer, as a Result. */
-  async request(body: CallRequestBody): Promise<Result<void>> {
-    for (let attempt = 0; ; attempt++) {
-      if (!this.ws) await new Promise((r) => setTimeout(r, 20));
-      if (!this.ws && attempt > 50) return failure(Code.Unavailable, "the call's object is unreachable");
-      if (!this.ws) continue;
-      const id = this.nextRequest++;
-      const answered = new Promise<Result<void> | typeof RESEND>((resolve) => this.pending.set(id, resolve));
-      try {
-        this.ws.send(JSON.stringify({ ...body, id }));
-      } catch {
-        this.pending.delete(id);
-        continue;
-      }
-      const result = await answered;
-      if (result === RESEND) {
-        if (attempt < SPINE_RECONNECTS) continue;
-        return failure(Code.Unavailable, "the call's object is unreachable");
-      }
-      return result;
+  /** Every request waiting for an answer gets `failed`, and so does the reader of the signals. */
+  private fail(failed: Failure): void {
+    this.broken = failed;
+    for (const { settle } of this.unanswered.values()) settle(failed);
+    this.unanswered.clear();
+    this.pushed.push(new ConnectError(failed.message, failed.code));
+  }
+
+  /** Applies one thing this side says; the object's answer, as a Result. Requests may be made
+   * without waiting for the answers to earlier ones: the object applies them in the order made. */
+  request(body: CallRequestBody): Promise<Result<void>> {
+    if (this.closing) return Promise.resolve(failure(Code.Canceled, "this side has left the call"));
+    if (this.broken) return Promise.resolve(this.broken);
+    const id = this.nextRequest++;
+    return new Promise((settle) => {
+      this.unanswered.set(id, { body, settle });
+      this.send(id);
+    });
+  }
+
+  /** Sends request `id`; while the socket is being replaced, the reopened one sends it. */
+  private send(id: number): void {
+    const request = this.unanswered.get(id);
+    if (!request || !this.ws) return;
+    try {
+      this.ws.send(JSON.stringify({ ...request.body, id }));
+    } catch {
+      // Closing under us: its close handler reopens the socket and sends the request again.
     }
   }
 
@@ -182,6 +189,9 @@ export class CallSocket {
     this.closing = true;
     clearTimeout(this.wakeTimer);
     this.pushed.close();
+    // Nobody is left to read their answers: whoever still waits on one is told so.
+    for (const { settle } of this.unanswered.values()) settle(failure(Code.Canceled, "this side has left the call"));
+    this.unanswered.clear();
     try {
       this.ws?.close(code, reason);
     } catch { /* already closed */ }

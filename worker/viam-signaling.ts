@@ -10,7 +10,8 @@ import {
 } from "../proto/gen/proto/rpc/webrtc/v1/signaling_pb";
 import { requireActsFor, requireClaims, requireIdentity } from "./auth";
 import { callerProof } from "./caller-proof";
-import { abandon, callStub, CallSocket, orThrow, serveCallee, waitForCall } from "./call-streams";
+import { abandon, applyInOrder, callStub, CallSocket, orThrow, serveCallee, waitForCall } from "./call-streams";
+import type { Result } from "../model/result";
 import { envOf } from "./connect-context";
 import { iceServersFor } from "../model/ice-servers";
 import { admit, admitFromLease } from "./rate-limit";
@@ -67,31 +68,26 @@ async function toAnswerRequest(env: Env, host: string, uuid: string, signal: Sig
   }
 }
 
-/** Applies one stage sent by the answering host to the call, over the callee's socket. A
- * reconnect of that socket mid-exchange repeats a request at most once in effect: `sent` counts the
- * host's candidates, so a repeated one is applied once. */
-async function applyAnswerResponse(socket: CallSocket, callId: string, res: AnswerResponse,
-  sent: { candidates: number }): Promise<"more" | "finished"> {
+/** The request for one stage sent by the answering host, over the callee's socket, and whether
+ * it was the host's last. A reconnect of that socket mid-exchange repeats a request at most once
+ * in effect: `sent` counts the host's candidates, so a repeated one is applied once. */
+function answerRequestOf(socket: CallSocket, callId: string, res: AnswerResponse,
+  sent: { candidates: number }): { answer: Promise<Result<void>>; last: boolean } {
   if (res.uuid && res.uuid.toLowerCase() !== callId) {
     throw new ConnectError(`stage for call ${res.uuid} on the stream of call ${callId}`, Code.InvalidArgument);
   }
   switch (res.stage.case) {
     case "init":
-      orThrow(await socket.request({ op: "answer", sdp: res.stage.value.sdp }));
-      return "more";
+      return { answer: socket.request({ op: "answer", sdp: res.stage.value.sdp }), last: false };
     case "update": {
       if (!res.stage.value.candidate) throw new ConnectError("update stage without a candidate", Code.InvalidArgument);
-      orThrow(await socket.candidate(iceFromWire(res.stage.value.candidate), sent.candidates));
-      sent.candidates++;
-      return "more";
+      return { answer: socket.candidate(iceFromWire(res.stage.value.candidate), sent.candidates++), last: false };
     }
     case "done":
-      orThrow(await socket.request({ op: "done" }));
-      return "finished";
+      return { answer: socket.request({ op: "done" }), last: true };
     case "error": {
       const s = res.stage.value.status;
-      orThrow(await socket.request({ op: "fail", code: (s?.code ?? Code.Unknown) as Code, message: s?.message ?? "answerer failed" }));
-      return "finished";
+      return { answer: socket.request({ op: "fail", code: (s?.code ?? Code.Unknown) as Code, message: s?.message ?? "answerer failed" }), last: true };
     }
     default:
       throw new ConnectError("answer stage missing", Code.InvalidArgument);
@@ -184,9 +180,7 @@ export function viamSignaling(router: ConnectRouter): void {
         call,
         consume: async (socket) => {
           const sent = { candidates: 0 };
-          for await (const res of responses) {
-            if ((await applyAnswerResponse(socket, callId, res, sent)) === "finished") return;
-          }
+          if ((await applyInOrder(responses, (res) => answerRequestOf(socket, callId, res, sent))) === "last") return;
           // The host closed its side without done or error: it can send nothing more.
           throw new ConnectError("the answering host closed its stream before done", Code.Unavailable);
         },
