@@ -292,10 +292,13 @@ export const WEBHOOK_TOKEN_TTL_S = 300;
  * before it finishes), its alarm sends them again after this long. */
 export const OUTBOX_RETRY_MS = 5_000;
 
-/** A call object sends its outbox this long after a change, so the burst of a call's setup (answer,
- * both dones, the end) goes to the room directory in one update, not one per change; a webhook is
- * late by no more than this. */
-export const OUTBOX_COALESCE_MS = 25;
+/** An object sends its operator events this long after the first change of a burst, so a call's
+ * setup (start, answer, both dones, the end: well under this on one machine, a few hundred ms
+ * across continents) goes to the room directory and the webhook queue in one or two sends, not one
+ * per change: one directory RPC and one queue batch, and a call that ends within it costs the
+ * directory no row at all. A webhook is late by no more than this, as livekit-server's own are
+ * queued and sent asynchronously. */
+export const OUTBOX_COALESCE_MS = 100;
 
 /** A call's record keeps the operator events it sent until its next write drops them; when none
  * comes within this long, the call writes the record once more without them (an ended call at
