@@ -1,7 +1,9 @@
 import { Code } from "@connectrpc/connect";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { SPINE_CLOSE } from "../durable-objects/spine-messages";
+import { SPINE_CLOSE, START_HEADER, type StartCall } from "../durable-objects/spine-messages";
+import type { CallRecord } from "../durable-objects/call-record";
+import { runInDurableObject } from "cloudflare:test";
 import { nextHandedCall, onlineAnswerer, unique } from "./door-clients";
 
 const later = () => Date.now() + 10_000;
@@ -63,3 +65,37 @@ describe("HostObject hand-over over answerer sockets", () => {
     expect(await host.enqueue(crypto.randomUUID(), later())).toMatchObject({ ok: false, code: Code.NotFound });
   });
 });
+
+describe("HostObject as the meeting point of a new call", () => {
+  /** The caller's socket as a door opens it: through the host's object, the call in its upgrade. */
+  function ring(host: string, callId: string) {
+    const call: StartCall = { host, caller: { identity: "alice", door: "viam" }, sdp: "v=0 offer\r\n", disableTrickle: false, deadline: later() };
+    const query = new URLSearchParams({ side: "caller", identity: "alice", start: "1", call: callId, deadline: String(call.deadline) });
+    return env.HOSTS.getByName(host).fetch(`https://object/socket?${query}`,
+      { headers: { upgrade: "websocket", [START_HEADER]: encodeURIComponent(JSON.stringify(call)) } });
+  }
+  const storedCall = (callId: string) => runInDurableObject(env.CALLS.getByName(callId),
+    (_o, state) => state.storage.kv.get<CallRecord>("call") ?? null);
+
+  it("creates the call's object from the caller's upgrade, then hands the call to an idle answerer", async () => {
+    const host = unique("host");
+    const answerer = await onlineAnswerer(host);
+    const handed = nextHandedCall(answerer);
+    const callId = crypto.randomUUID();
+    const res = await ring(host, callId);
+    expect(res.status).toBe(101);
+    res.webSocket!.accept();
+    expect(await handed).toBe(callId);
+    expect((await storedCall(callId))?.call).toMatchObject({ id: callId, host, phase: "offered", offer: "v=0 offer\r\n" });
+    res.webSocket!.close(1000, "done");
+  });
+
+  it("refuses a call to a host nobody answers for without creating the call's object", async () => {
+    const callId = crypto.randomUUID();
+    const res = await ring(unique("offline"), callId);
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ code: Code.NotFound });
+    expect(await storedCall(callId)).toBeNull();
+  });
+});
+
