@@ -74,7 +74,14 @@ export class CallObject extends HibernatingObject<Env> {
 
   /** Creates the call and queues its offer at the host; fails with not_found when nobody answers for it. */
   async start(id: string, input: StartCall): Promise<Result<CallSummary>> {
-    return this.begin(id, input);
+    const started = this.begin(id, input);
+    if (!started.ok) return started;
+    // Started by RPC (a SIP account's call): this rings the host, where a caller's socket that came
+    // through the host's object was rung by that object.
+    const queued = await this.env.HOSTS.getByName(input.host).enqueue(id, input.deadline);
+    if (queued.ok) return started;
+    this.apply({ type: "reject", code: queued.code, message: queued.message, now: Date.now() });
+    return queued;
   }
 
   /** The callee takes the call; returns the offer. Only one answerer ever gets it. */
@@ -245,30 +252,22 @@ export class CallObject extends HibernatingObject<Env> {
     }
     if (input.caller?.identity !== identity) return refuseUpgrade(failure(Code.PermissionDenied, "the call's caller is not this socket's"));
     this.adopt(ws, "caller", identity, 0);
-    const started = this.begin(this.ctx.id.name ?? crypto.randomUUID(), input, "rung by the host");
+    const started = this.begin(this.ctx.id.name ?? crypto.randomUUID(), input);
     if (started.ok) return;
     closeSocket(ws, SPINE_CLOSE.refused, started.message);
     return refuseUpgrade(started);
   }
 
-  /** Starts the call; `rung`: its host's object rings the host itself (the caller's socket came
-   * through it), else this rings it (a SIP account's call, started by RPC). */
-  private begin(id: string, input: StartCall, rung: "rung by the host"): Result<CallSummary>;
-  private begin(id: string, input: StartCall): Promise<Result<CallSummary>> | Result<CallSummary>;
-  private begin(id: string, input: StartCall, rung?: "rung by the host"): Promise<Result<CallSummary>> | Result<CallSummary> {
+  /** Creates the call; its host is rung by whoever asked (see `start` and `startFromUpgrade`). */
+  private begin(id: string, input: StartCall): Result<CallSummary> {
     const started = this.apply({ type: "start", id, host: input.host, caller: input.caller, sdp: input.sdp,
       disableTrickle: input.disableTrickle, deadline: input.deadline, now: Date.now(),
       meta: input.meta });
     if (!started.ok) return started;
-    // Started over the caller's socket (its door's first request): the caller follows the call.
+    // Started with the caller's socket: the caller follows the call.
     if (this.socketOf("caller")) this.record!.call = orSame(step(this.record!.call, { type: "connect", side: "caller", now: Date.now() }), this.record!.call);
     this.pushWakes();
-    if (rung) return success(summarize(started.value));
-    return this.env.HOSTS.getByName(input.host).enqueue(id, input.deadline).then((queued) => {
-      if (queued.ok) return success(summarize(started.value));
-      this.apply({ type: "reject", code: queued.code, message: queued.message, now: Date.now() });
-      return queued;
-    });
+    return success(summarize(started.value));
   }
 
   private claimFor(callee: Party, onClaimed?: () => void): Result<CallState> {
