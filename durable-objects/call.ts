@@ -131,13 +131,19 @@ export class CallObject extends HibernatingObject<Env> {
       return failure(Code.NotFound, "participant does not exist");
     }
     this.removal = reason;
+    let ended: Result<CallState>;
     try {
-      const ended = this.apply({ type: "reject", code: Code.Aborted, now: Date.now(),
+      ended = this.apply({ type: "reject", code: Code.Aborted, now: Date.now(),
         message: reason === "room_deleted" ? "the call was ended by an operator" : `${identity} was removed by an operator` });
-      return ended.ok ? success(undefined) : ended;
     } finally {
       this.removal = undefined;
     }
+    if (!ended.ok) return ended;
+    // The operator's own change is in the directory (and on its way to the webhooks) by the time
+    // the RPC returns, rather than a burst's coalescing later: a ListRooms right after a
+    // DeleteRoom no longer lists the room.
+    await this.sendOutbox();
+    return success(undefined);
   }
 
   async history(): Promise<HistoryEntry[]> {

@@ -101,7 +101,7 @@ afterEach(() => {
 const bearer = async (sub: string) => ({ authorization: `Bearer ${await tokenFor(sub)}` });
 
 /** A live Viam→Voice call: the Voice client answers and stays; the Viam Call stream stays open. */
-async function liveViamCall() {
+async function liveViamCall({ answer = true } = {}) {
   const caller = unique("alice");
   const callee = unique("bob");
   const voice = createClient(VoiceService, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
@@ -116,10 +116,11 @@ async function liveViamCall() {
     viamStream = viam.call({ sdp: "v=0\r\noffer\r\n" }, { headers, signal: abort.signal })[Symbol.asyncIterator]();
     const first = viamStream.next();
     const raced = await Promise.race([offered.then(() => "offered"), first.then(() => "first", () => "failed")]);
+    if (raced === "offered" && !answer) return { id: "", caller, callee, viamStream, voiceStream, outbound, first };
     if (raced === "offered") {
       await outbound.write({ event: { case: "answer", value: { answer: "v=0\r\nanswer\r\n" } } });
       const init = await first;
-      return { id: (init.value as { uuid: string }).uuid, caller, callee, viamStream, voiceStream, outbound };
+      return { id: (init.value as { uuid: string }).uuid, caller, callee, viamStream, voiceStream, outbound, first };
     }
     if (i > 25) throw new Error("the Voice answerer never came online");
     await sleep(200);
@@ -218,14 +219,21 @@ describe("webhooks, through the real SDK's WebhookReceiver", () => {
     expect(joined.event.participant?.kind).toBe(3); // ParticipantInfo.Kind.SIP
   });
 
-  it("a call nobody answers aborts its caller's connection (participant_connection_aborted)", async () => {
+  it("a call taken but never answered aborts its caller's connection at the offer deadline (participant_connection_aborted)", async () => {
+    const call = await liveViamCall({ answer: false });
+    // The callee holds the offer and says nothing: the 10 s offer deadline ends the call.
+    await expect(call.first).rejects.toThrow(/did not answer within the offer deadline/);
+    call.outbound.close();
+    const events = await eventsOf(call.caller, ["room_started", `participant_joined:${call.caller}`,
+      `participant_connection_aborted:${call.caller}`, "room_finished"]);
+    expect(events.find((e) => e.event.event === "participant_connection_aborted")?.event.participant?.state).toBe(3); // DISCONNECTED
+  });
+
+  it("a call to a host nobody answers for is refused with not_found (before any call object exists: test/host.test.ts)", async () => {
     const caller = unique("alice");
     const viam = createClient(SignalingService, createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }));
     const stream = viam.call({ sdp: "v=0\r\noffer\r\n" }, { headers: { ...(await bearer(caller)), "rpc-host": unique("nobody") } });
-    expect(await endOf(stream[Symbol.asyncIterator]())).toMatch(/not_found|no .*online|answer/i);
-    const events = await eventsOf(caller, ["room_started", `participant_joined:${caller}`,
-      `participant_connection_aborted:${caller}`, "room_finished"]);
-    expect(events.find((e) => e.event.event === "participant_connection_aborted")?.event.participant?.state).toBe(3); // DISCONNECTED
+    expect(await endOf(stream[Symbol.asyncIterator]())).toMatch(/not online/);
   });
 });
 
