@@ -55,3 +55,27 @@ describe("CORS for the Viam SDK in browsers", () => {
     expect(listOf(res.headers.get("access-control-expose-headers"))).toEqual(expect.arrayContaining(["grpc-status", "grpc-message"]));
   });
 });
+
+describe("Connect calls without an Origin (not from a page) go straight to their handler", () => {
+  const callUpdate = (headers: Record<string, string>) => exports.default.fetch(
+    "http://worker.test/proto.rpc.webrtc.v1.SignalingService/CallUpdate",
+    { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ uuid: crypto.randomUUID(), done: true }) });
+
+  it("answers the same as through the app, without the CORS headers only a browser reads", async () => {
+    const token = await tokenFor("alice");
+    const direct = await callUpdate({ authorization: `Bearer ${token}`, "rpc-host": "bob" });
+    const fromPage = await callUpdate({ authorization: `Bearer ${token}`, "rpc-host": "bob", origin: ORIGIN });
+    expect(direct.status).toBe(404);
+    expect(await direct.json()).toMatchObject({ code: "not_found" });
+    expect(direct.headers.get("access-control-allow-origin")).toBeNull();
+    expect(fromPage.status).toBe(404);
+    expect(await fromPage.json()).toMatchObject({ code: "not_found" });
+    expect(fromPage.headers.get("access-control-allow-origin")).toBe("*");
+  });
+
+  it("still refuses a call without a token, and leaves other paths to the app", async () => {
+    expect((await callUpdate({ "rpc-host": "bob" })).status).toBe(401);
+    expect((await exports.default.fetch("http://worker.test/healthz")).status).toBe(200);
+  });
+});
+

@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { audioRelay } from "./audio-relay";
 import { callHistory, hangUpCall } from "./call-http";
-import { createRouter, mountConnect } from "./connect-mount";
+import { createRouter, mountConnect, serveConnect } from "./connect-mount";
 import { connectOverWebSocket } from "./connect-websocket";
 import { devToken } from "./dev-tokens";
 import type { AppEnv } from "./env";
@@ -94,7 +94,27 @@ app.post("/twirp/livekit.RoomService/:method", roomService);
 
 mountConnect(app, router);
 
-app.onError((err, c) => {
-  console.error("unhandled", { path: c.req.path, err: String(err), stack: (err as Error).stack });
-  return c.json({ code: "internal", message: "internal error" }, 500);
-});
+app.onError((err, c) => unhandled(c.req.path, err));
+
+function unhandled(path: string, err: unknown): Response {
+  console.error("unhandled", { path, err: String(err), stack: (err as Error).stack });
+  return Response.json({ code: "internal", message: "internal error" }, { status: 500 });
+}
+
+const connectByPath = new Map(router.handlers.map((h) => [h.requestPath, h]));
+
+/**
+ * The Worker's fetch. A Connect call from a client that is not a page in a browser (no Origin
+ * header: a Viam machine, an SDK in Node, a server) goes straight to its handler, the very one the
+ * app mounts: Hono's router and the CORS middlewares only add headers that browsers read, and
+ * were about 6 % of the Worker runtime's profile of a Viam setup (docs/performance.md).
+ * Everything else, browsers' Connect calls included, goes through the app.
+ */
+export function fetchWorker(request: Request, env: Env, ctx: ExecutionContext): Response | Promise<Response> {
+  if (request.method === "POST" && !request.headers.has("origin")) {
+    const path = new URL(request.url).pathname;
+    const handler = connectByPath.get(path);
+    if (handler) return serveConnect(handler, request, env).catch((err: unknown) => unhandled(path, err));
+  }
+  return app.fetch(request, env, ctx);
+}

@@ -1,6 +1,6 @@
 // Worker entry. workerd accepts only handlers and Durable Object classes as exports.
 import type { WebhookDelivery } from "../durable-objects/operator-outbox";
-import { app } from "./app";
+import { fetchWorker } from "./app";
 import { webhookQueue } from "./webhook-delivery";
 
 export { CallObject } from "../durable-objects/call";
@@ -11,4 +11,4 @@ export { SipAccount } from "../durable-objects/sip-account";
 export { RoomDirectory } from "../durable-objects/room-directory";
 
 // `queue`: the operator webhooks' consumer (worker/webhook-delivery.ts).
-export default { fetch: app.fetch, queue: webhookQueue } satisfies ExportedHandler<Env, WebhookDelivery>;
+export default { fetch: fetchWorker, queue: webhookQueue } satisfies ExportedHandler<Env, WebhookDelivery>;
