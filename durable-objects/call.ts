@@ -22,7 +22,7 @@ import { OperatorOutbox } from "./operator-outbox";
 import { CallOutbox } from "./call-outbox";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Result } from "../model/result";
-import { SPINE_CLOSE, START_HEADER, type CallAction, type CallRequest, type StartCall } from "./spine-messages";
+import { decodeStartCall, SPINE_CLOSE, START_HEADER, type CallAction, type CallRequest, type StartCall } from "./spine-messages";
 import {
   changeOf, claimOf, countersOf, eventOf, joinTimes, markedFrom, newRecord, orSame, RECORD_KEY, refuseUpgrade,
   reloadFromSockets, sendPush, statusEntries, summarize,
@@ -250,12 +250,8 @@ export class CallObject extends HibernatingObject<Env> {
    * object that forwarded the upgrade rings the host once this answers 101. */
   private startFromUpgrade(ws: WebSocket, request: Request, identity: string): Response | void {
     if (this.record) return refuseUpgrade(failure(Code.AlreadyExists, `call ${this.record.call.id} already exists`));
-    let input: StartCall;
-    try {
-      input = JSON.parse(decodeURIComponent(request.headers.get(START_HEADER) ?? "")) as StartCall;
-    } catch {
-      return refuseUpgrade(failure(Code.InvalidArgument, `${START_HEADER} is not a call`));
-    }
+    const input = decodeStartCall(request.headers.get(START_HEADER));
+    if (!input) return refuseUpgrade(failure(Code.InvalidArgument, `${START_HEADER} is not a call`));
     if (input.caller?.identity !== identity) return refuseUpgrade(failure(Code.PermissionDenied, "the call's caller is not this socket's"));
     this.adopt(ws, "caller", identity, 0);
     const started = this.begin(this.ctx.id.name ?? crypto.randomUUID(), input);

@@ -44,6 +44,21 @@ export type CallRequest = { id: number } & (
  */
 export const START_HEADER = "x-call-start";
 
+/** The value of START_HEADER for `call` (header values carry no CR/LF, which SDPs are full of). */
+export function encodeStartCall(call: StartCall): string {
+  return encodeURIComponent(JSON.stringify(call));
+}
+
+/** The call in START_HEADER, or undefined when it holds none. */
+export function decodeStartCall(value: string | null): StartCall | undefined {
+  try {
+    const call = JSON.parse(decodeURIComponent(value ?? "")) as StartCall;
+    return typeof call === "object" && call !== null ? call : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface StartCall {
   host: string;
   caller: Party;

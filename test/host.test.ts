@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { SPINE_CLOSE, START_HEADER, type StartCall } from "../durable-objects/spine-messages";
+import { encodeStartCall, SPINE_CLOSE, START_HEADER, type StartCall } from "../durable-objects/spine-messages";
 import type { CallRecord } from "../durable-objects/call-record";
 import { runInDurableObject } from "cloudflare:test";
 import { nextHandedCall, onlineAnswerer, unique } from "./door-clients";
@@ -72,7 +72,7 @@ describe("HostObject as the meeting point of a new call", () => {
     const call: StartCall = { host, caller: { identity: "alice", door: "viam" }, sdp: "v=0 offer\r\n", disableTrickle: false, deadline: later() };
     const query = new URLSearchParams({ side: "caller", identity: "alice", start: "1", call: callId, deadline: String(call.deadline) });
     return env.HOSTS.getByName(host).fetch(`https://object/socket?${query}`,
-      { headers: { upgrade: "websocket", [START_HEADER]: encodeURIComponent(JSON.stringify(call)) } });
+      { headers: { upgrade: "websocket", [START_HEADER]: encodeStartCall(call) } });
   }
   const storedCall = (callId: string) => runInDurableObject(env.CALLS.getByName(callId),
     (_o, state) => state.storage.kv.get<CallRecord>("call") ?? null);
@@ -88,6 +88,20 @@ describe("HostObject as the meeting point of a new call", () => {
     expect(await handed).toBe(callId);
     expect((await storedCall(callId))?.call).toMatchObject({ id: callId, host, phase: "offered", offer: "v=0 offer\r\n" });
     res.webSocket!.close(1000, "done");
+  });
+
+  it("refuses an upgrade whose call does not decode with invalid_argument, and hands nothing out", async () => {
+    const host = unique("host");
+    const answerer = await onlineAnswerer(host);
+    const handed = nextHandedCall(answerer, 500);
+    const callId = crypto.randomUUID();
+    const query = new URLSearchParams({ side: "caller", identity: "alice", start: "1", call: callId, deadline: String(later()) });
+    const res = await env.HOSTS.getByName(host).fetch(`https://object/socket?${query}`,
+      { headers: { upgrade: "websocket", [START_HEADER]: "%7Bnot json" } });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ code: Code.InvalidArgument });
+    expect(await handed).toBeNull();
+    expect(await storedCall(callId)).toBeNull();
   });
 
   it("refuses a call to a host nobody answers for without creating the call's object", async () => {

@@ -10,7 +10,7 @@ import type { Door, IceCandidate, Side, Signal } from "../model/call-model";
 import type { HostObject } from "../durable-objects/host";
 import { failure, success, type Failure, type Result } from "../model/result";
 import {
-  SPINE_CLOSE, START_HEADER, type CallPush, type CallRequest, type HostPush, type StartCall,
+  encodeStartCall, SPINE_CLOSE, START_HEADER, type CallPush, type CallRequest, type HostPush, type StartCall,
 } from "../durable-objects/spine-messages";
 import { SPINE_RECONNECTS } from "../model/limits";
 
@@ -68,7 +68,7 @@ export class CallSocket {
     const socket = new CallSocket(env, callId, "caller", call.caller.identity);
     const opened = await socket.connectOnce(
       { side: "caller", identity: call.caller.identity, start: "1", call: callId, deadline: String(call.deadline) },
-      env.HOSTS.getByName(call.host), { [START_HEADER]: encodeURIComponent(JSON.stringify(call)) });
+      env.HOSTS.getByName(call.host), { [START_HEADER]: encodeStartCall(call) });
     if (!opened.ok) throw new ConnectError(opened.message, opened.code);
     return socket;
   }
