@@ -195,14 +195,16 @@ export const REQUESTS_PER_SECOND = 20;
 export const REQUEST_BURST = 40;
 
 /** A Worker isolate takes this many tokens at once from an identity's bucket (HostObject.lease)
- * and spends them locally: one Durable Object RPC per five requests, not one per request. Tokens
+ * and spends them locally: one Durable Object RPC per ten requests, not one per request (a lease
+ * often wakes the identity's object, which costs more than the request it admits: it was 9 % of
+ * the Worker runtime's profile of a Viam setup at five). Tokens
  * not spent within RATE_LEASE_TTL_MS are dropped, never returned, so leasing can only make the
  * limit stricter, however long they are kept: a token is taken from the bucket when leased, so
- * spending it later never lets more through. One isolate holds at most 5 of a client's 40-token
- * burst; the bucket refills 5 in a quarter second, so holding them 10 s costs an honest client
- * nothing, and a client dialing every few seconds (a Viam dial is a Call and a CallUpdate) leases
- * once per five requests instead of once per dial. */
-export const RATE_LEASE_TOKENS = 5;
+ * spending it later never lets more through. One isolate holds at most 10 of a client's 40-token
+ * burst; the bucket refills 10 in half a second, so holding them 10 s costs an honest client
+ * little, and a client dialing every few seconds (a Viam dial is a Call and a CallUpdate) leases
+ * once per five dials instead of once per dial. */
+export const RATE_LEASE_TOKENS = 10;
 export const RATE_LEASE_TTL_MS = 10_000;
 
 /** Identities whose leases (and refusals) one isolate remembers; the least recently used goes
