@@ -143,27 +143,29 @@ function leaveReason(call: CallState, removed: LeaveReason | undefined): LeaveRe
 export function callEvents(prev: CallState | undefined, next: CallState, now: number,
   joinedAt: Partial<Record<Side, number>> = {}, removed?: LeaveReason): OperatorEvent[] {
   const events: OperatorEvent[] = [];
-  const room = callRoom(next);
+  // Made only for a transition that has events: most (a candidate, a wake) have none.
+  let made: OperatorRoom | undefined;
+  const room = () => (made ??= callRoom(next));
   const joined = (side: Side) => joinedAt[side] ?? (side === "caller" ? next.createdAt : now);
   if (!prev) {
-    events.push({ event: "room_started", room: { ...room, numParticipants: 0 }, at: now });
+    events.push({ event: "room_started", room: { ...room(), numParticipants: 0 }, at: now });
   }
   for (const side of SIDES) {
     if (!partyOf(next, side)) continue;
     const wasIn = prev !== undefined && partyOf(prev, side) !== undefined;
     if (!wasIn) {
       // A side that joins and leaves in one step (it cannot today) still joins first.
-      events.push({ event: "participant_joined", room, participant: { ...callParticipant(next, side, joined(side)),
+      events.push({ event: "participant_joined", room: room(), participant: { ...callParticipant(next, side, joined(side)),
         state: "active" }, at: now });
     }
     if ((!wasIn || present(prev!, side)) && !present(next, side)) {
       const aborted = next.phase === "ended" && next.end?.code !== null && next.answer === undefined;
-      events.push({ event: aborted ? "participant_connection_aborted" : "participant_left", room,
+      events.push({ event: aborted ? "participant_connection_aborted" : "participant_left", room: room(),
         participant: callParticipant(next, side, joined(side), leaveReason(next, removed)), at: now });
     }
   }
   if ((!prev || callRoomOpen(prev)) && !callRoomOpen(next)) {
-    events.push({ event: "room_finished", room, at: now });
+    events.push({ event: "room_finished", room: room(), at: now });
   }
   return events;
 }
