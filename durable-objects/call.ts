@@ -10,10 +10,10 @@ import { INVALID_PAYLOAD, NORMAL_CLOSURE } from "../model/close-codes";
 import { Code } from "@connectrpc/connect";
 import { MAX_QUEUED_SIGNALS } from "../model/limits";
 import {
-  deadlines, inboundClosed, step, type CallEvent, type CallState, type Door,
+  inboundClosed, step, type CallEvent, type CallState, type Door,
   type IceCandidate, type Party, type Side, type Signal,
 } from "../model/call-model";
-import { AlarmClock } from "./alarm-clock";
+import { CallClock } from "./call-clock";
 import {
   callEvents, callParticipants, callRoom, callRoomOpen, type LeaveReason, type OperatorEvent, type OperatorParticipant,
   type OperatorRoom,
@@ -45,7 +45,7 @@ export class CallObject extends HibernatingObject<Env> {
   /** Notifications to watchers go out one after another, so a watcher never hears of the end
    * before the answer that preceded it. */
   private notified: Promise<void> = Promise.resolve();
-  private readonly alarmClock = new AlarmClock(this.ctx.storage);
+  private readonly clock = new CallClock(this.ctx.storage, (side) => this.socketOf(side));
   /** Operator events (model/operator-events.ts) of changes not written yet; persist() writes them
    * into the record, with the change. */
   private unwrittenEvents: OperatorEvent[] = [];
@@ -53,9 +53,6 @@ export class CallObject extends HibernatingObject<Env> {
     () => { if (this.record) this.persist(); }, () => this.record?.call.phase === "ended");
   /** Set while an operator's ending is applied: its events say why the sides left. */
   private removal: LeaveReason | undefined;
-  /** The deadline each socket's door was last asked to serve (memory only: after a wake the
-   * doors are told again, which changes nothing for them). */
-  private readonly wakes = new WeakMap<WebSocket, number | null>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -214,7 +211,7 @@ export class CallObject extends HibernatingObject<Env> {
   }
 
   async alarm(): Promise<void> {
-    this.alarmClock.fired();
+    this.clock.fired();
     this.outbox.alarmFired();
     await this.sendOutbox();
     if (this.record) this.apply({ type: "tick", now: Date.now() });
@@ -227,7 +224,7 @@ export class CallObject extends HibernatingObject<Env> {
     const record = this.ctx.storage.kv.get<CallRecord>(RECORD_KEY);
     if (!record) {
       // A call object is created by its first write: until then it has no alarm to read back.
-      this.alarmClock.knownUnset();
+      this.clock.knownUnset();
       return;
     }
     this.storedCounters = { caller: countersOf(record, "caller"), callee: countersOf(record, "callee") };
@@ -466,33 +463,13 @@ export class CallObject extends HibernatingObject<Env> {
     this.ctx.waitUntil(this.notified);
   }
 
-  /**
-   * One alarm serves every deadline of the call (model/call-model.ts `deadlines`) that no door
-   * serves: a deadline a connected side's door may serve (the offer deadline for the caller, the
-   * wait for the caller's done for the callee) is kept by that door's clock instead, since a
-   * waiting Worker costs nothing and an alarm costs a write. The alarm is then written once per
-   * call (its maximum age), not again for each deadline.
-   */
+  /** Arms the alarm for whatever the call now waits on that no door serves (call-clock.ts). */
   private async scheduleAlarm(): Promise<void> {
-    const record = this.record;
-    const times = record
-      ? deadlines(record.call).filter((d) => !(d.servedBy && this.socketOf(d.servedBy))).map((d) => d.at)
-      : [];
-    if (!record && !this.outbox.pending) return;
-    await this.alarmClock.setNoLaterThan(Math.min(...times, this.outbox.retryAt()));
+    await this.clock.schedule(this.record?.call, this.outbox.retryAt());
   }
 
-  /** Tells each connected side's door the deadline it serves (or none), when that changed. */
   private pushWakes(): void {
-    const record = this.record;
-    for (const side of SIDES) {
-      const ws = this.socketOf(side);
-      if (!ws) continue;
-      const at = record ? deadlines(record.call).find((d) => d.servedBy === side)?.at ?? null : null;
-      if (this.wakes.get(ws) === at) continue;
-      this.wakes.set(ws, at);
-      sendPush(ws, { wake: at });
-    }
+    this.clock.tellDoors(this.record?.call);
   }
 }
 
