@@ -50,13 +50,14 @@ async function configFor(env: Env, identity: string, disableTrickle: boolean): P
 /** Translates a call signal into the stage the answering host receives. */
 async function toAnswerRequest(env: Env, host: string, uuid: string, signal: Signal) {
   switch (signal.kind) {
-    case "offer":
+    case "offer": {
+      // Both are ours to make and independent: made side by side, not one after the other.
+      const [optionalConfig, callerAuthToken] = await Promise.all([configFor(env, host, signal.disableTrickle),
+        callerProof(env.AUTH_SECRET, { caller: signal.caller, host, callId: uuid, deadline: signal.deadline })]);
       return { uuid, stage: { case: "init" as const, value: {
-        sdp: signal.sdp,
-        optionalConfig: await configFor(env, host, signal.disableTrickle),
-        deadline: timestampFromMs(signal.deadline),
-        callerAuthToken: await callerProof(env.AUTH_SECRET, { caller: signal.caller, host, callId: uuid, deadline: signal.deadline }),
+        sdp: signal.sdp, optionalConfig, deadline: timestampFromMs(signal.deadline), callerAuthToken,
       } } };
+    }
     case "candidate":
       return { uuid, stage: { case: "update" as const, value: { candidate: iceToWire(signal.candidate) } } };
     case "done":
