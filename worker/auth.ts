@@ -5,24 +5,31 @@ import { verify } from "hono/jwt";
 import { failure, success, type Result } from "../model/result";
 import { MAX_TOKEN_LIFETIME_S, MAX_VERIFIED_TOKENS, NAME_PATTERN } from "../model/limits";
 
-/** HS256 verification keys by secret, kept for the isolate's life: importing the key was a third
- * of the cost of verifying a token. A CryptoKey is plain data, so sharing it between requests is
- * safe (a promise would not be: see rate-limit.ts). A few secrets at most (AUTH_SECRET,
- * LIVEKIT_API_SECRET, one rotation). Handing hono a key also keeps it from reading a secret that
- * happens to contain "PUBLIC" or "PRIVATE" as a PEM document. */
-const hs256Keys = new Map<string, CryptoKey>();
 const MAX_CACHED_KEYS = 8;
 
-export async function hs256Key(secret: string): Promise<CryptoKey> {
-  let key = hs256Keys.get(secret);
-  if (!key) {
-    key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" },
-      false, ["verify"]);
-    if (hs256Keys.size >= MAX_CACHED_KEYS) hs256Keys.clear();
-    hs256Keys.set(secret, key);
-  }
-  return key;
+/**
+ * `make`, memoised per secret for the isolate's life: importing a key was a third of the cost of
+ * verifying a token. A CryptoKey is plain data, so sharing it between requests is safe (a promise
+ * would not be: see rate-limit.ts). A few secrets at most (AUTH_SECRET, LIVEKIT_API_SECRET, one
+ * rotation), so the cache is simply emptied when full.
+ */
+export function keysPerSecret(make: (secret: string) => Promise<CryptoKey>): (secret: string) => Promise<CryptoKey> {
+  const keys = new Map<string, CryptoKey>();
+  return async (secret) => {
+    let key = keys.get(secret);
+    if (!key) {
+      key = await make(secret);
+      if (keys.size >= MAX_CACHED_KEYS) keys.clear();
+      keys.set(secret, key);
+    }
+    return key;
+  };
 }
+
+/** The HS256 verification key of a secret. Handing hono a key also keeps it from reading a secret
+ * that happens to contain "PUBLIC" or "PRIVATE" as a PEM document. */
+export const hs256Key = keysPerSecret((secret) => crypto.subtle.importKey("raw", new TextEncoder().encode(secret),
+  { name: "HMAC", hash: "SHA-256" }, false, ["verify"]));
 
 /** The token from `Authorization: Bearer …`, or from `?access_token=` (browsers cannot set
  * headers on a WebSocket upgrade). */
@@ -55,7 +62,7 @@ export async function verifyIdentity(token: string | undefined, secret: string |
  * request (a call setup is three), and verifying it again was the largest cost of a unary request
  * after the runtime's own. Only a success is kept, with its `exp`, which is checked again on every
  * use; the exact bytes were checked against that secret, so nothing else about them can change.
- * Plain data, shared between requests safely (see hs256Keys).
+ * Plain data, shared between requests safely (see keysPerSecret).
  */
 const verifiedTokens = new Map<string, { claims: TokenClaims; exp: number }>();
 

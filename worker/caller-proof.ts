@@ -8,24 +8,17 @@
 // be given the derived key (docs/security.md says how to compute it) without the login secret.
 import { sign, verify } from "hono/jwt";
 import { CALLER_PROOF_MAX_TTL_S } from "../model/limits";
+import { keysPerSecret } from "./auth";
 
 export const CALLER_PROOF_LABEL = "caller-proof/v1";
 
-const proofKeys = new Map<string, CryptoKey>();
-
-/** The proof key for an AUTH_SECRET, derived once per isolate (as auth.ts caches its keys). */
-export async function callerProofKey(authSecret: string): Promise<CryptoKey> {
-  let key = proofKeys.get(authSecret);
-  if (!key) {
-    const utf8 = new TextEncoder();
-    const master = await crypto.subtle.importKey("raw", utf8.encode(authSecret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    const derived = await crypto.subtle.sign("HMAC", master, utf8.encode(CALLER_PROOF_LABEL));
-    key = await crypto.subtle.importKey("raw", derived, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
-    if (proofKeys.size >= 8) proofKeys.clear();
-    proofKeys.set(authSecret, key);
-  }
-  return key;
-}
+/** The proof key for an AUTH_SECRET, derived once per isolate (auth.ts keysPerSecret). */
+export const callerProofKey = keysPerSecret(async (authSecret) => {
+  const utf8 = new TextEncoder();
+  const master = await crypto.subtle.importKey("raw", utf8.encode(authSecret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const derived = await crypto.subtle.sign("HMAC", master, utf8.encode(CALLER_PROOF_LABEL));
+  return crypto.subtle.importKey("raw", derived, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+});
 
 export interface CallerProofClaims {
   caller: string;
