@@ -14,6 +14,7 @@ import { ClientSignalSchema, VoiceService } from "../proto/gen/protocol/voice/v1
 import { AudioMessageType, decode, encode } from "../codecs/audio-codec";
 import { clientFor, pushable } from "./connect-clients";
 import { tokenFor } from "./tokens";
+import { waitForSipStatus } from "./sip-status";
 import { codeOf, errorOf } from "./rpc-outcomes";
 
 type SipClient = Client<typeof Sip>;
@@ -36,15 +37,8 @@ async function withSession(who: string, autoAnswerInterval = 0) {
   return a;
 }
 
-async function waitForStatus(sip: SipClient, type: S, timeoutMs = 8_000): Promise<SipStatus> {
-  const until = Date.now() + timeoutMs;
-  let last: SipStatus | undefined;
-  while (Date.now() < until) {
-    last = await sip.getSipStatus({});
-    if (last.statusType === type) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`status stayed ${last ? S[last.statusType] : "unknown"}, expected ${S[type]}`);
+function waitForStatus(sip: SipClient, type: S, timeoutMs = 8_000): Promise<SipStatus> {
+  return waitForSipStatus(sip, type, timeoutMs, 50);
 }
 
 /** The history as names and the fields a test pins down. */

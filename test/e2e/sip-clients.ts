@@ -1,9 +1,10 @@
 // The SIP door's clients for the e2e tests: the generated ondewo.sip.Sip client over HTTP/1.1 with
 // an account's Basic credentials, an account created with a bearer token for its name (the only
-// way one is created), and a wait for an account's status.
+// way one is created), and (from ../sip-status.ts) a wait for an account's status.
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { Sip, SipStatus_StatusType as S, type SipStatus } from "../../proto/gen/ondewo/sip/sip_pb";
+import { Sip } from "../../proto/gen/ondewo/sip/sip_pb";
+export { waitForSipStatus } from "../sip-status";
 import { tokenFor } from "./server";
 
 export type SipClient = Client<typeof Sip>;
@@ -29,14 +30,3 @@ export async function registerSipAccount(target: SipTarget, name: string, passwo
   await sipWith(target, async () => `Bearer ${await tokenFor(name)}`).registerAccount({ accountName: name, password });
 }
 
-/** The account's status once it is `type`; throws naming the last one after `timeoutMs`. */
-export async function waitForSipStatus(sip: SipClient, type: S, timeoutMs = 10_000): Promise<SipStatus> {
-  const until = Date.now() + timeoutMs;
-  let last: SipStatus | undefined;
-  while (Date.now() < until) {
-    last = await sip.getSipStatus({});
-    if (last.statusType === type) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`status stayed ${last ? S[last.statusType] : "unknown"}, expected ${S[type]}`);
-}
