@@ -10,11 +10,11 @@ import { Code } from "@connectrpc/connect";
 import {
   ANSWERER_REOPEN_GRACE_MS, MAX_ANSWERERS_PER_HOST, MAX_AUDIO_ROOMS_PER_IDENTITY, MAX_PENDING_CALLS_PER_HOST, REQUEST_BURST, REQUESTS_PER_SECOND,
 } from "../model/limits";
-import { offerSignal, type Door, type Signal } from "../model/call-model";
+import type { Door } from "../model/call-model";
 import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating-object";
 import { failure, success, type Failure, type Result } from "../model/result";
 import { INVALID_PAYLOAD } from "../model/close-codes";
-import { decodeStartCall, START_HEADER, type HostPush, type HostRequest } from "./spine-messages";
+import type { HostPush, HostRequest } from "./spine-messages";
 import { fullBucket, overRate, takeTokens, type TokenBucket } from "../model/token-bucket";
 
 // WITHOUT ROWID: a text primary key is then the table itself, not a second index beside it, so
@@ -97,10 +97,7 @@ export class HostObject extends HibernatingObject<Env> {
     const refused = this.refuseCall(callId, Date.now());
     if (refused) return Response.json({ code: refused.code, message: refused.message }, { status: 409 });
     const started = await this.env.CALLS.getByName(callId).fetch(request);
-    if (started.status !== 101) return started;
-    // The call's object took this header as the call (or refused the upgrade): it decodes here too.
-    const call = decodeStartCall(request.headers.get(START_HEADER));
-    this.queueCall(callId, deadline, Date.now(), call && offerSignal(call));
+    if (started.status === 101) this.queueCall(callId, deadline, Date.now());
     return started;
   }
 
@@ -179,10 +176,9 @@ export class HostObject extends HibernatingObject<Env> {
     return undefined;
   }
 
-  /** Hands a call to the longest-waiting idle answerer, or puts it in line, and rings standing ones.
-   * `offer`: the callee's first signal, handed out with the call (see HostPush). */
-  private queueCall(callId: string, deadline: number, now: number, offer?: Signal): void {
-    if (!this.handOut(callId, deadline, offer)) this.line(callId, deadline);
+  /** Hands a call to the longest-waiting idle answerer, or puts it in line, and rings standing ones. */
+  private queueCall(callId: string, deadline: number, now: number): void {
+    if (!this.handOut(callId, deadline)) this.line(callId, deadline);
     this.ringStanding(callId, now);
   }
 
@@ -277,13 +273,12 @@ export class HostObject extends HibernatingObject<Env> {
       .sort((x, y) => x.a.since - y.a.since);
   }
 
-  /** Pushes `callId` (with its `offer`, when this object has it) to the longest-waiting idle
-   * answerer that may take it; false when none. */
-  private handOut(callId: string, deadline: number, offer?: Signal): boolean {
+  /** Pushes `callId` to the longest-waiting idle answerer that may take it; false when none. */
+  private handOut(callId: string, deadline: number): boolean {
     for (const idle of this.answerers()) {
       if (idle.a.call || (idle.a.only && idle.a.only !== callId)) continue;
       try {
-        idle.ws.send(JSON.stringify({ call: callId, ...(offer ? { offer } : {}) } satisfies HostPush));
+        idle.ws.send(JSON.stringify({ call: callId } satisfies HostPush));
       } catch {
         continue; // closing under us: its close handler runs next
       }

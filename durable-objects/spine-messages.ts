@@ -70,13 +70,9 @@ export interface StartCall {
   meta?: Record<string, string>;
 }
 
-/** Object → door on a host socket: the call this answerer is to take, with its offer when the
- * host's object rings as the call starts (START_HEADER carried it there): the door gives the offer
- * to its client while it claims the call, instead of after (one object round trip less before the
- * host holds the offer). A call that waited in line is pushed without it and claimed first. */
+/** Object → door on a host socket: the call this answerer is to take. */
 export interface HostPush {
   call: string;
-  offer?: Signal;
 }
 
 /** Door → object on a host socket: the call handed out was not taken (claimed elsewhere, gone). */

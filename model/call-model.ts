@@ -36,12 +36,6 @@ export type Signal =
   /** The call failed; `code` is a Connect/gRPC code so a door can pass it through unchanged. */
   | { kind: "error"; code: Code; message: string };
 
-/** The callee's first signal, made from the call as it starts: the call's object delivers it, and
- * the host's object hands it out with the call (spine-messages HostPush), so both are the same. */
-export function offerSignal(call: { sdp: string; disableTrickle: boolean; deadline: number; caller: Party }): Signal {
-  return { kind: "offer", sdp: call.sdp, disableTrickle: call.disableTrickle, deadline: call.deadline, caller: call.caller.identity };
-}
-
 export type Phase = "offered" | "claimed" | "answered" | "exchanged" | "ended";
 
 export interface Party {
@@ -285,8 +279,10 @@ function rules(state: CallState | undefined, event: Exclude<CallEvent, { type: "
       candidates: { caller: 0, callee: 0 }, done: { caller: false, callee: false },
       ...(event.meta ? { meta: event.meta } : {}),
     };
+    const offer: Signal = { kind: "offer", sdp: event.sdp, disableTrickle: event.disableTrickle,
+      deadline: event.deadline, caller: event.caller.identity };
     return { ok: true, state: next, effects: [
-      { type: "deliver", to: "callee", signal: offerSignal(event) },
+      { type: "deliver", to: "callee", signal: offer },
       { type: "status", status: "offered", side: "caller", detail: `${event.caller.door}:${event.caller.identity}` },
     ] };
   }

@@ -10,7 +10,7 @@ import { SignalingService, type CallResponse } from "../proto/gen/proto/rpc/webr
 import { ClientSignalSchema, VoiceService, type Signal } from "../proto/gen/protocol/voice/v1/voice_pb";
 import { encode, type AudioPacket } from "../codecs/audio-codec";
 import type { Signal as CallSignal } from "../model/call-model";
-import { encodeStartCall, START_HEADER, type CallPush, type HostPush, type StartCall } from "../durable-objects/spine-messages";
+import type { CallPush } from "../durable-objects/spine-messages";
 import { clientFor, pushable } from "./connect-clients";
 import { tokenFor } from "./tokens";
 export { codeOf, errorOf } from "./rpc-outcomes";
@@ -147,31 +147,18 @@ export async function onlineAnswerer(host: string, door = "voice"): Promise<WebS
   return res.webSocket;
 }
 
-/** The next push a host socket is handed, or null if none comes within `ms` (generous by
+/** The next `{ call }` a host socket is handed, or null if none comes within `ms` (generous by
  * default: a loaded CI machine is slow, and a test expecting nothing passes its own short wait). */
-export function nextHostPush(ws: WebSocket, ms = 10_000): Promise<HostPush | null> {
+export function nextHandedCall(ws: WebSocket, ms = 10_000): Promise<string | null> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => { ws.removeEventListener("message", onMessage); resolve(null); }, ms);
     const onMessage = (e: MessageEvent) => {
       clearTimeout(timer);
       ws.removeEventListener("message", onMessage);
-      resolve(JSON.parse(String(e.data)) as HostPush);
+      resolve((JSON.parse(String(e.data)) as { call: string }).call);
     };
     ws.addEventListener("message", onMessage);
   });
-}
-
-/** The id of the next call a host socket is handed, or null (see nextHostPush). */
-export async function nextHandedCall(ws: WebSocket, ms?: number): Promise<string | null> {
-  return (await nextHostPush(ws, ms))?.call ?? null;
-}
-
-/** The caller's socket as a door opens it: through the host's object, the call in its upgrade. */
-export function ringThroughHost(host: string, callId: string, caller = "alice") {
-  const call: StartCall = { host, caller: { identity: caller, door: "viam" }, sdp: "v=0 offer\r\n", disableTrickle: false, deadline: Date.now() + 10_000 };
-  const query = new URLSearchParams({ side: "caller", identity: caller, start: "1", call: callId, deadline: String(call.deadline) });
-  return env.HOSTS.getByName(host).fetch(`https://object/socket?${query}`,
-    { headers: { upgrade: "websocket", [START_HEADER]: encodeStartCall(call) } });
 }
 
 /** Rewrites a call object's stored record, then resets every object so the next request reads it

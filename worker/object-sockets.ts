@@ -55,10 +55,6 @@ export class CallSocket {
   private wakeTimer: number | null = null;
   /** The object said the call has ended (not only that the other side is done). */
   callEnded = false;
-  /** The offer was handed out with the call and already yielded: the object's copy is skipped. */
-  private offerYielded = false;
-  /** How the door closed this side while its socket was still opening: the socket closes so. */
-  private closedWith: { code: number; reason: string } | undefined;
 
   private constructor(private readonly env: Env, readonly callId: string, private readonly side: Side,
     private readonly identity: string, private readonly door?: Door) {}
@@ -84,41 +80,11 @@ export class CallSocket {
     return opened.ok ? success(socket) : opened;
   }
 
-  /**
-   * The callee's socket to a call whose offer came with it (HostPush): the offer is this side's
-   * first signal at once, while the claim's socket opens, and requests made meanwhile go once it
-   * is open. A claim that fails (the call ended or was taken in between) reaches the door as an
-   * error signal, as a caller who left at that moment would.
-   */
-  static claimWithOffer(env: Env, callId: string, identity: string, door: Door, offer: Signal): CallSocket {
-    const socket = new CallSocket(env, callId, "callee", identity, door);
-    socket.offerYielded = true;
-    socket.pushed.push(offer);
-    void socket.connectOnce({ side: "callee", identity, claim: door })
-      .catch((err: unknown) => failure(Code.Unavailable, String(err)))
-      .then((opened) => {
-        if (opened.ok) return socket.sendUnanswered();
-        // Not an answer from the call's object (it was reset under the request): try again, as a
-        // socket that broke would.
-        if (opened.code === Code.Unavailable) return socket.reopen();
-        socket.fail(opened, false);
-        socket.callEnded = true;
-        socket.pushed.push({ kind: "error", code: opened.code, message: opened.message });
-        socket.pushed.push("end");
-      });
-    return socket;
-  }
-
   /** Opens this side's socket, to the call's object unless `via` (the host's, for the start). */
   private async connectOnce(query: Record<string, string>, via?: DurableObjectStub<HostObject>,
     headers?: Record<string, string>): Promise<Result<void>> {
     const ws = await connect(via ?? this.env.CALLS.getByName(this.callId), query, headers);
     if (!ws.ok) return ws;
-    if (this.closedWith) {
-      // The door left while this opened (the claim ran beside the offer): leave the call so.
-      try { ws.value.close(this.closedWith.code, this.closedWith.reason); } catch { /* gone */ }
-      return success(undefined);
-    }
     this.ws = ws.value;
     this.ws.addEventListener("message", (e) => this.onPush(ws.value, e.data));
     this.ws.addEventListener("close", () => this.onBroken(ws.value));
@@ -136,7 +102,6 @@ export class CallSocket {
     } else if ("seq" in push) {
       if (push.seq < this.cursor) return; // resent after a reconnect, and already yielded
       this.cursor = push.seq + 1;
-      if (push.signal.kind === "offer" && this.offerYielded) return; // yielded from the host's push
       this.pushed.push(push.signal);
     } else if ("end" in push) {
       this.callEnded = push.over;
@@ -154,12 +119,6 @@ export class CallSocket {
   private onBroken(ws: WebSocket): void {
     if (ws !== this.ws || this.closing) return;
     this.ws = undefined as unknown as WebSocket;
-    this.reopen();
-  }
-
-  /** Opens this side's socket again from the cursor, after a pause, up to SPINE_RECONNECTS times. */
-  private reopen(): void {
-    if (this.closing) return;
     if (++this.reconnects > SPINE_RECONNECTS) {
       this.fail(failure(Code.Unavailable, "the call's object is unreachable"));
       return;
@@ -174,22 +133,16 @@ export class CallSocket {
       // A request in flight when the socket broke may or may not have been applied; each is safe to
       // repeat, so all go again, in order; they fail only if reopening does.
       if (!reopened.ok) this.fail(reopened);
-      else this.sendUnanswered();
+      else for (const id of this.unanswered.keys()) this.send(id);
     })();
   }
 
-  /** Sends every request not answered yet, in the order made (on a socket just opened). */
-  private sendUnanswered(): void {
-    for (const id of this.unanswered.keys()) this.send(id);
-  }
-
-  /** Every request waiting for an answer gets `failed`, and so does the reader of the signals
-   * unless `toReader` is false. */
-  private fail(failed: Failure, toReader = true): void {
+  /** Every request waiting for an answer gets `failed`, and so does the reader of the signals. */
+  private fail(failed: Failure): void {
     this.broken = failed;
     for (const { settle } of this.unanswered.values()) settle(failed);
     this.unanswered.clear();
-    if (toReader) this.pushed.push(new ConnectError(failed.message, failed.code));
+    this.pushed.push(new ConnectError(failed.message, failed.code));
   }
 
   /** Applies one thing this side says; the object's answer, as a Result. Requests may be made
@@ -234,7 +187,6 @@ export class CallSocket {
   close(code: number, reason = ""): void {
     if (this.closing) return;
     this.closing = true;
-    this.closedWith = { code, reason };
     clearTimeout(this.wakeTimer);
     this.pushed.close();
     // Nobody is left to read their answers: whoever still waits on one is told so.
@@ -246,20 +198,13 @@ export class CallSocket {
   }
 }
 
-/** A call a host's object handed to this answerer (HostPush). */
-interface HandedOut {
-  host: string;
-  callId: string;
-  offer?: Signal;
-}
-
 /**
  * A waiting answerer: one socket to the HostObject of each identity it answers for. `take` waits
  * for the next call any of them pushes and claims it; the socket of the host whose call it took
  * stays open while the call runs (a busy host is online), the others close.
  */
 export class Answerer {
-  private readonly offers = asyncQueue<HandedOut | Error>();
+  private readonly offers = asyncQueue<{ host: string; callId: string } | Error>();
   private readonly sockets = new Map<string, WebSocket>();
   private closed = false;
   /** The host whose call this answerer took: its socket closes with 1000 (the call was taken). */
@@ -284,7 +229,7 @@ export class Answerer {
     this.sockets.set(host, ws);
     ws.addEventListener("message", (e) => {
       const push = JSON.parse(String(e.data)) as HostPush;
-      this.offers.push({ host, callId: push.call, offer: push.offer });
+      this.offers.push({ host, callId: push.call });
     });
     const broken = () => {
       if (this.closed || this.sockets.get(host) !== ws) return;
@@ -307,8 +252,7 @@ export class Answerer {
   /**
    * The next call handed to this answerer, claimed: its id, the host it is for and the callee's
    * socket to it. Null when `abort` fires first (the caller then heartbeats and waits again on the
-   * same sockets). A call taken elsewhere meanwhile is given back and the wait goes on, unless its
-   * offer came with it: that one is returned at once, claimed beside (CallSocket.claimWithOffer).
+   * same sockets). A call taken elsewhere meanwhile is given back and the wait goes on.
    */
   async take(abort: AbortSignal): Promise<{ callId: string; host: string; socket: CallSocket } | null> {
     const offers = this.offerReader;
@@ -322,31 +266,28 @@ export class Answerer {
       this.pendingOffer = undefined;
       if (next.done) return null;
       if (next.value instanceof Error) throw next.value;
-      const { host, callId, offer } = next.value;
-      if (offer) return this.busyWith(host, callId, CallSocket.claimWithOffer(this.env, callId, host, this.door, offer));
+      const { host, callId } = next.value;
       const claimed = await CallSocket.claim(this.env, callId, host, this.door);
-      if (claimed.ok) return this.busyWith(host, callId, claimed.value);
+      if (claimed.ok) {
+        // Busy with this call: the other hosts' sockets go, and any call they handed out meanwhile
+        // goes back in line there (SPINE_CLOSE.elsewhere).
+        for (const [other, ws] of this.sockets) {
+          if (other === host) continue;
+          this.sockets.delete(other);
+          try { ws.close(SPINE_CLOSE.elsewhere, "took another host's call"); } catch { /* gone */ }
+        }
+        this.takenFrom = host;
+        return { callId, host, socket: claimed.value };
+      }
       // Taken through another door, or already over: idle again at that host.
       try { this.sockets.get(host)?.send(JSON.stringify({ op: "free" })); } catch { /* gone */ }
     }
   }
 
-  /** Busy with `host`'s call: the other hosts' sockets go, and any call they handed out meanwhile
-   * goes back in line there (SPINE_CLOSE.elsewhere). */
-  private busyWith(host: string, callId: string, socket: CallSocket): { callId: string; host: string; socket: CallSocket } {
-    for (const [other, ws] of this.sockets) {
-      if (other === host) continue;
-      this.sockets.delete(other);
-      try { ws.close(SPINE_CLOSE.elsewhere, "took another host's call"); } catch { /* gone */ }
-    }
-    this.takenFrom = host;
-    return { callId, host, socket };
-  }
-
   /** One reader of the offers for every `take`, and the read a `take` that stopped left pending
    * (the next `take` picks it up, so no offer is read and dropped). */
   private readonly offerReader = this.offers[Symbol.asyncIterator]();
-  private pendingOffer: Promise<IteratorResult<HandedOut | Error>> | undefined;
+  private pendingOffer: Promise<IteratorResult<{ host: string; callId: string } | Error>> | undefined;
 
   /** Stops waiting. Every socket but the one of the host whose call was taken closes with
    * SPINE_CLOSE.elsewhere, so a call handed out and not taken (it raced the close) goes back in line. */
