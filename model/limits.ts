@@ -197,15 +197,19 @@ export const REQUEST_BURST = 40;
 /** A Worker isolate takes this many tokens at once from an identity's bucket (HostObject.lease)
  * and spends them locally: one Durable Object RPC per ten requests, not one per request (a lease
  * often wakes the identity's object, which costs more than the request it admits: it was 9 % of
- * the Worker runtime's profile of a Viam setup at five). Tokens
- * not spent within RATE_LEASE_TTL_MS are dropped, never returned, so leasing can only make the
- * limit stricter, however long they are kept: a token is taken from the bucket when leased, so
- * spending it later never lets more through. One isolate holds at most 10 of a client's 40-token
- * burst; the bucket refills 10 in half a second, so holding them 10 s costs an honest client
- * little, and a client dialing every few seconds (a Viam dial is a Call and a CallUpdate) leases
- * once per five dials instead of once per dial. */
+ * the Worker runtime's profile of a Viam setup at five, and 11 % at ten tokens kept 10 s, where a
+ * caller dialing every few seconds leased on every other dial). A token is taken from the bucket
+ * when leased, so holding it longer never lets more through on average: over any stretch, what
+ * an identity gets admitted is at most what its bucket handed out. What the time to live bounds is
+ * the burst kept in isolates: at most RATE_LEASE_TOKENS in each isolate that leased within it, and
+ * the bucket (20 a second) can fill at most 2 leases a second beyond its burst of 40, so a client
+ * that reaches many isolates could save up 10 × (4 + 2 × 60) requests in the worst case; an honest
+ * client, in one or a few isolates, never comes near. A minute lets a client that dials every few
+ * seconds (a Viam dial is a Call and a CallUpdate) lease once per five dials, and unspent tokens
+ * are dropped, never returned. One isolate holds at most 10 of a client's 40-token burst; the
+ * bucket refills 10 in half a second. */
 export const RATE_LEASE_TOKENS = 10;
-export const RATE_LEASE_TTL_MS = 10_000;
+export const RATE_LEASE_TTL_MS = 60_000;
 
 /** Identities whose leases (and refusals) one isolate remembers; the least recently used goes
  * first. 10 000 small entries is well under a megabyte of the isolate's 128 MB. */
