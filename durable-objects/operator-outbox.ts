@@ -6,7 +6,7 @@
 // once; whatever is still here when the object wakes again (after a reset cut a send short) or
 // when its alarm fires (the object brings it forward to OUTBOX_RETRY_MS while rows wait) is sent
 // again. A row sent twice is harmless: the directory keeps each room's newest update by sequence,
-// and a webhook receiver sees the same event id (LiveKit's webhooks are at least once too).
+// and a webhook receiver sees the same event id and body (LiveKit's webhooks are at least once too).
 import { webhookBody, newEventId } from "../codecs/livekit-operator";
 import { directoryShard, webhookUrls, type OperatorEvent, type RoomKind } from "../model/operator-events";
 import { OUTBOX_COALESCE_MS, OUTBOX_RETRY_MS } from "../model/limits";
@@ -25,13 +25,14 @@ export interface WebhookDelivery {
   body: string;
 }
 
-/** One event waiting to be sent. */
+/** One event waiting to be sent. Its webhook body is made when it is sent, and only when a
+ * webhook URL is configured: it follows from the event and its id alone (webhookBody), so a resend
+ * carries the same bytes, and a deployment without webhooks never builds one. */
 export interface OutboxEntry {
   id: string;
   /** Orders the room's updates in the directory (see RoomDirectory.record). */
   seq: number;
   event: OperatorEvent;
-  body: string;
 }
 
 /** The events of one state change: one row, so a change costs one row written and one deleted
@@ -41,15 +42,14 @@ interface OutboxRow {
   entries: OutboxEntry[];
 }
 
-/** Gives `events` their ids, webhook bodies and seqs above `lastSeq`. Milliseconds × 1000, then
+/** Gives `events` their ids and seqs above `lastSeq`. Milliseconds × 1000, then
  * one more per event: above every seq the room used before, across wakes too, since no object
  * wakes twice within the same millisecond. */
 export function outboxEntries(events: OperatorEvent[], lastSeq: number): OutboxEntry[] {
   return events.map((event) => {
     const seq = Math.max(lastSeq + 1, event.at * 1000);
     lastSeq = seq;
-    const id = newEventId();
-    return { id, seq, event, body: webhookBody(event, id) };
+    return { id: newEventId(), seq, event };
   });
 }
 
@@ -68,10 +68,13 @@ export async function deliverOperatorEvents(env: Env, entries: { kind: RoomKind;
   }
   await Promise.all([...shards].map(([shard, updates]) => env.ROOM_DIRECTORY.getByName(`shard-${shard}`).record(updates)));
   const urls = webhookUrls(env.WEBHOOK_URLS);
-  const messages = entries.flatMap(({ entry }) => urls.map((url) => ({
-    body: { v: 1, url, id: entry.id, event: entry.event.event, body: entry.body } satisfies WebhookDelivery,
-    contentType: "json" as const,
-  })));
+  const messages = urls.length === 0 ? [] : entries.flatMap(({ entry }) => {
+    const body = webhookBody(entry.event, entry.id);
+    return urls.map((url) => ({
+      body: { v: 1, url, id: entry.id, event: entry.event.event, body } satisfies WebhookDelivery,
+      contentType: "json" as const,
+    }));
+  });
   for (let i = 0; i < messages.length; i += QUEUE_BATCH) {
     await env.OPERATOR_WEBHOOKS.sendBatch(messages.slice(i, i + QUEUE_BATCH));
   }

@@ -5,7 +5,8 @@ import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } fr
 import type { CallRecord } from "../durable-objects/call-record";
 import { onlineAnswerer } from "./door-clients";
 import { describe, expect, it } from "vitest";
-import { OperatorOutbox } from "../durable-objects/operator-outbox";
+import { deliverOperatorEvents, OperatorOutbox, type WebhookDelivery } from "../durable-objects/operator-outbox";
+import { webhookBody } from "../codecs/livekit-operator";
 import type { OperatorEvent } from "../model/operator-events";
 import { directoryShard } from "../model/operator-events";
 
@@ -44,6 +45,22 @@ describe("operator outbox", () => {
     await expect.poll(() => env.ROOM_DIRECTORY.getByName(`shard-${directoryShard(name)}`).lookup(name), { timeout: 2_000 })
       .toMatchObject({ kind: "call", room: { name } });
     expect(await runInDurableObject(stub, (_, state) => pendingRows(state))).toBe(0);
+  });
+
+  it("builds each event's webhook body when it is sent, the same bytes every time, and none without a webhook URL", async () => {
+    const name = crypto.randomUUID();
+    const entry = { kind: "call" as const, entry: { id: "EV_samebytes", seq: Date.now() * 1000, event: started(name) } };
+    const sent: WebhookDelivery[] = [];
+    // The queue binding recorded, so the messages' bodies can be compared; the directory is the real one.
+    const withQueue = (urls: string) => ({ ...env, WEBHOOK_URLS: urls,
+      OPERATOR_WEBHOOKS: { sendBatch: async (batch: { body: WebhookDelivery }[]) => { sent.push(...batch.map((m) => m.body)); } } }) as unknown as Env;
+    await deliverOperatorEvents(withQueue(""), [entry]);
+    expect(sent).toEqual([]);
+    await deliverOperatorEvents(withQueue("https://a.example/hook,https://b.example/hook"), [entry]);
+    await deliverOperatorEvents(withQueue("https://a.example/hook"), [entry]);
+    expect(sent.map((d) => d.url)).toEqual(["https://a.example/hook", "https://b.example/hook", "https://a.example/hook"]);
+    expect(new Set(sent.map((d) => d.body))).toEqual(new Set([webhookBody(entry.entry.event, "EV_samebytes")]));
+    expect(JSON.parse(sent[0].body)).toMatchObject({ event: "room_started", id: "EV_samebytes", room: { name } });
   });
 
   it("keeps a room's newest state in the directory whatever order its updates arrive in", async () => {
@@ -87,7 +104,7 @@ describe("operator outbox", () => {
     const unsent = `unsent-${crypto.randomUUID()}`;
     await runInDurableObject(env.CALLS.getByName(id), (_o, state) => {
       const record = state.storage.kv.get<CallRecord>("call")!;
-      record.outbox = [{ id: "EV_unsent", seq: Date.now() * 1000, event: started(unsent), body: "{}" }];
+      record.outbox = [{ id: "EV_unsent", seq: Date.now() * 1000, event: started(unsent) }];
       state.storage.kv.put("call", record);
     });
     await evictDurableObject(env.CALLS.getByName(id));
