@@ -45,7 +45,7 @@
 // in the Viam-shaped floor comparison, BENCH_VIAMFLOOR_STEPS ("40") calls in flight per throughput
 // step there, BENCH_VIAMFLOOR_STEP_S (6) per step and system, BENCH_VIAMFLOOR_ROUNDS (3) interleaved rounds
 // each phase is split into (every system in turn in each), BENCH_VIAMFLOOR_EXPERIMENTS
-// ("callObject,offerFirst"; "" for none: the floor-shaped experiments, viam-floor-bench.mjs EXPERIMENTS), BENCH_IDLE_ANSWERERS (100) waiting answerers per door in the
+// ("callObject,offerFirst,connectEs"; "" for none: the floor-shaped experiments, viam-floor-bench.mjs EXPERIMENTS), BENCH_IDLE_ANSWERERS (100) waiting answerers per door in the
 // idle part, BENCH_IDLE_S (60) its idle window, BENCH_ONLY ("signaling", "peerjs", "machines",
 // "viamfloor", "idle" or "audio", or several comma-separated; default all), BENCH_OUT (bench/results.json),
 // BENCH_REF (a commit to build the Worker from instead of the working tree, e.g. HEAD; resolved
@@ -94,7 +94,7 @@ const config = {
     steps: counts("BENCH_VIAMFLOOR_STEPS", "40"),
     stepSeconds: positive("BENCH_VIAMFLOOR_STEP_S", 6),
     rounds: positive("BENCH_VIAMFLOOR_ROUNDS", 3),
-    experiments: (env.BENCH_VIAMFLOOR_EXPERIMENTS ?? "callObject,offerFirst").split(",").map((k) => k.trim()).filter(Boolean),
+    experiments: (env.BENCH_VIAMFLOOR_EXPERIMENTS ?? "callObject,offerFirst,connectEs").split(",").map((k) => k.trim()).filter(Boolean),
   },
   machines: {
     steps: counts("BENCH_MACHINES_STEPS", "20,40,80,160"),

@@ -42,12 +42,13 @@ const CALL_TIMEOUT_MS = 15_000;
 const ERROR_PAUSE_MS = 10;
 
 /** The floor's wrangler config: the project's compatibility date and flags; `shape` as its SHAPE var
- * ("call-object": the experiment with an object per call, see bench/viam-floor/worker.js). */
+ * ("call-object": the experiment with an object per call, see bench/viam-floor/worker.js;
+ * "connect-es": the floor served by connect-es, bench/viam-floor/connect-es.js, its own entry). */
 function viamFloorToml(shape) {
   const project = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
   const line = (key) => new RegExp(`^${key}\\s*=.*$`, "m").exec(project)?.[0] ?? "";
   return [
-    'name = "bench-viam-floor"', 'main = "worker.js"', line("compatibility_date"), line("compatibility_flags"), "",
+    'name = "bench-viam-floor"', `main = "${shape === "connect-es" ? "connect-es.js" : "worker.js"}"`, line("compatibility_date"), line("compatibility_flags"), "",
     "[[durable_objects.bindings]]", 'name = "HOST"', 'class_name = "Host"', "",
     "[[durable_objects.bindings]]", 'name = "CALL"', 'class_name = "CallRoom"', "",
     "[[migrations]]", 'tag = "v1"', 'new_sqlite_classes = ["Host", "CallRoom"]', "",
@@ -318,6 +319,10 @@ export const EXPERIMENTS = {
   callObject: {
     label: "floor + object per call", shapeVar: "call-object",
     shape: "the floor routed as this Worker's spine routes a call: the Call's socket goes to a new object per call, which asks the host's object for an answerer by RPC; the answerer's Worker opens a second socket, to the call's object, which then sends the offer; CallUpdate goes to the call's object. No auth, storage or Connect library",
+  },
+  connectEs: {
+    label: "floor + connect-es", shapeVar: "connect-es",
+    shape: "the floor with its Connect framing done by connect-es and protobuf-es, as this Worker's doors do (a router made once, the generated SignalingService, connect-es's own fetch adapter): the same objects, routing and bytes between Worker and object, no auth, storage or object per call",
   },
   offerFirst: {
     label: "object per call, offer handed out first", shapeVar: "call-object-offer-first",
