@@ -1,13 +1,15 @@
 // What a call object keeps: the record it stores as one row, the attachment each door's socket
 // carries, and the views of the call it gives out (summary, change, history). Pure functions of
 // the record; durable-objects/call.ts is the shell that loads, steps, persists and performs.
-import type { Code } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import {
   step, type CallEvent, type CallState, type CallStatus, type Door, type Effect, type Party, type Side, type Signal,
   type SocketFacts,
 } from "../model/call-model";
 import type { CallAction, CallPush } from "./spine-messages";
 import type { OutboxEntry } from "./operator-outbox";
+import { MAX_QUEUED_SIGNALS } from "../model/limits";
+import { failure, type Failure } from "../model/result";
 
 // The record is one key of the object's key-value store (SQLite-backed: one row written per put).
 // A table of its own would cost two more rows per call, in the schema, since every call is a new
@@ -204,4 +206,36 @@ export function markedFrom(mark: CallAttachment, record: CallRecord): CallAttach
   const { callerLeftAt: _old, ...rest } = mark;
   return { ...rest, read: record.read[side], candidates: record.call.candidates[side], doneAt,
     ...(left !== undefined ? { callerLeftAt: left } : {}) };
+}
+
+/** Why `effects` cannot be applied to `record`: a side with no socket open (`hasSocket`) would have
+ * more than MAX_QUEUED_SIGNALS signals waiting for it (resource_exhausted). Undefined when they can. */
+export function backlogRefusal(record: CallRecord, effects: Effect[], hasSocket: (side: Side) => boolean): Failure | undefined {
+  for (const side of ["caller", "callee"] as const) {
+    const arriving = effects.filter((e) => e.type === "deliver" && e.to === side).length;
+    if (arriving === 0 || hasSocket(side)) continue;
+    const unread = record.backlog[side].filter((s) => s.seq >= record.read[side]).length;
+    if (unread + arriving > MAX_QUEUED_SIGNALS) {
+      return failure(Code.ResourceExhausted, `${MAX_QUEUED_SIGNALS} signals already wait for the ${side}`);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Whether the change `event` made (`prev` → `state`) must be written now. Only what a socket does
+ * not carry is: a candidate, or a done that completes nothing, changes only counters its sender's
+ * socket carries (and a clean leave before the done rides on the callee's socket, whose door serves
+ * its deadline), and a claim only what the callee's new socket carries; without such a socket they
+ * are written. Presence alone (a disconnect or a tick that changes no phase) never is. A signal put
+ * in a backlog (`backlogged`) always is.
+ */
+export function mustWrite(event: CallEvent, prev: CallState | undefined, state: CallState,
+  hasSocket: (side: Side) => boolean, backlogged: boolean): boolean {
+  if (backlogged) return true;
+  const samePhase = state.phase === prev?.phase;
+  const countersOnly = event.type === "candidate" || (event.type === "done" && samePhase) || (event.type === "disconnect" && samePhase);
+  const sender = event.type === "claim" ? "callee" : "from" in event ? event.from : undefined;
+  if ((countersOnly || event.type === "claim") && sender && hasSocket(sender)) return false;
+  return !((event.type === "disconnect" || event.type === "tick") && samePhase);
 }

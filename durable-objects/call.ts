@@ -8,7 +8,6 @@
 // say it again as they reconnect (the callee's socket re-claims, a candidate carries its index).
 import { INVALID_PAYLOAD, NORMAL_CLOSURE } from "../model/close-codes";
 import { Code } from "@connectrpc/connect";
-import { MAX_QUEUED_SIGNALS } from "../model/limits";
 import {
   inboundClosed, step, type CallEvent, type CallState, type Door,
   type IceCandidate, type Party, type Side, type Signal,
@@ -24,8 +23,8 @@ import { closeSocket, HibernatingObject, socketAttachments } from "./hibernating
 import { failure, success, type Result } from "../model/result";
 import { decodeStartCall, SPINE_CLOSE, START_HEADER, type CallAction, type CallRequest, type StartCall } from "./spine-messages";
 import {
-  changeOf, claimOf, countersOf, eventOf, joinTimes, markedFrom, newRecord, orSame, RECORD_KEY, refuseUpgrade,
-  reloadFromSockets, sendPush, statusEntries, summarize,
+  backlogRefusal, changeOf, claimOf, countersOf, eventOf, joinTimes, markedFrom, mustWrite, newRecord, orSame, RECORD_KEY,
+  refuseUpgrade, reloadFromSockets, sendPush, statusEntries, summarize,
   type CallAttachment, type CallChange, type CallRecord, type CallSummary, type HistoryEntry,
 } from "./call-record";
 
@@ -357,14 +356,9 @@ export class CallObject extends HibernatingObject<Env> {
     if (!transition.ok) return transition;
     const { state, effects } = transition;
     const record: CallRecord = this.record ?? newRecord(state);
-    const deliveries = effects.filter((e) => e.type === "deliver");
-    for (const side of SIDES) {
-      const backlog = deliveries.filter((e) => e.to === side).length;
-      const unread = record.backlog[side].filter((s) => s.seq >= record.read[side]).length;
-      if (backlog > 0 && !this.socketOf(side) && unread + backlog > MAX_QUEUED_SIGNALS) {
-        return failure(Code.ResourceExhausted, `${MAX_QUEUED_SIGNALS} signals already wait for the ${side}`);
-      }
-    }
+    const hasSocket = (side: Side) => !!this.socketOf(side);
+    const refused = backlogRefusal(record, effects, hasSocket);
+    if (refused) return refused;
     record.call = state;
     this.record = record;
     beforeDelivery?.();
@@ -396,21 +390,12 @@ export class CallObject extends HibernatingObject<Env> {
       if (ws && (!prev || !inboundClosed(prev, side) || (prev.phase !== "ended" && state.phase === "ended"))
         && inboundClosed(state, side)) sendPush(ws, { end: true, over: state.phase === "ended" });
     }
-    // A candidate, or a done that completes nothing, changes only counters its sender's socket
-    // carries, and a claim only what the callee's new socket carries; without such a socket they
-    // must be written.
-    const countersOnly = event.type === "candidate" || (event.type === "done" && state.phase === prev?.phase)
-      // A clean leave before the done rides on the callee's socket, whose door serves its deadline.
-      || (event.type === "disconnect" && state.phase === prev?.phase);
-    const sender = event.type === "claim" ? "callee" : "from" in event ? event.from : undefined;
-    const ridesOnSocket = (countersOnly || event.type === "claim") && !!sender && !!this.socketOf(sender);
     // Operator events are one more effect of the change, written with it into the outbox: never one
     // for a change that was not written. A change that rides on a socket (the claim, a done) keeps
     // its events until the next write; if the object wakes first, load() derives them again from
     // what the sockets carry, so none is lost and none precedes its record.
     this.unwrittenEvents.push(...callEvents(prev, state, event.now, joinTimes(record), this.removal));
-    const presenceOnly = (event.type === "disconnect" || event.type === "tick") && state.phase === prev?.phase && !backlogged;
-    if ((!ridesOnSocket && !presenceOnly) || backlogged) this.persist();
+    if (mustWrite(event, prev, state, hasSocket, backlogged)) this.persist();
     else this.mark();
     this.pushWakes();
     if (statusChanged && record.watchers.length) this.notifyWatchers(state);
