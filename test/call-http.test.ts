@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { answeredVoiceCall } from "./door-clients";
+import { answeredVoiceCall, hangUpClients } from "./door-clients";
 import { tokenFor } from "./tokens";
 
 
@@ -15,7 +15,8 @@ const statuses = (body: unknown) => (body as { history: Array<{ status: string; 
 
 describe("GET /calls/:id/history", () => {
   it("shows the caller and the callee who is in the call and every status so far", async () => {
-    const { id, caller, callee } = await answeredVoiceCall();
+    const call = await answeredVoiceCall();
+    const { id, caller, callee } = call;
     for (const identity of [caller, callee]) {
       const res = await request("GET", `/calls/${id}/history`, identity);
       expect(res.status).toBe(200);
@@ -24,20 +25,23 @@ describe("GET /calls/:id/history", () => {
         callee: { identity: callee, door: "voice" } });
       expect(statuses(body)).toEqual(["offered:caller", "claimed:callee", "answered:callee"]);
     }
+    await hangUpClients(call);
   });
 
   it("refuses anyone who is neither the caller nor the callee with 403 permission_denied", async () => {
-    const { id } = await answeredVoiceCall();
-    const res = await request("GET", `/calls/${id}/history`, "mallory");
+    const call = await answeredVoiceCall();
+    const res = await request("GET", `/calls/${call.id}/history`, "mallory");
     expect(res.status).toBe(403);
     expect(await res.json()).toMatchObject({ code: "permission_denied" });
+    await hangUpClients(call);
   });
 
   it("refuses a request without a token with 401 unauthenticated", async () => {
-    const { id } = await answeredVoiceCall();
-    const res = await request("GET", `/calls/${id}/history`);
+    const call = await answeredVoiceCall();
+    const res = await request("GET", `/calls/${call.id}/history`);
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ code: "unauthenticated" });
+    await hangUpClients(call);
   });
 
   it("answers 404 for a call that does not exist and 400 for a path that is no call id", async () => {
@@ -60,22 +64,27 @@ describe("POST /calls/:id/hangup", () => {
   });
 
   it("ends the callee's Voice stream with OK when the caller hangs up mid-exchange", async () => {
-    const { id, caller, voice } = await answeredVoiceCall();
+    const call = await answeredVoiceCall();
+    const { id, caller, voice } = call;
     expect((await request("POST", `/calls/${id}/hangup`, caller)).status).toBe(204);
     // The stream ends (null) rather than failing: a hang-up ends it with OK.
     while ((await voice.next()) !== null) { /* signals before the end */ }
+    await hangUpClients(call);
   });
 
   it("answers 204 again for a call that has already ended, changing nothing", async () => {
-    const { id, caller, callee } = await answeredVoiceCall();
+    const call = await answeredVoiceCall();
+    const { id, caller, callee } = call;
     expect((await request("POST", `/calls/${id}/hangup`, caller)).status).toBe(204);
     expect((await request("POST", `/calls/${id}/hangup`, callee)).status).toBe(204);
     const body = await (await request("GET", `/calls/${id}/history`, callee)).json();
     expect(statuses(body).filter((s) => s.startsWith("hung_up"))).toEqual(["hung_up:caller"]);
+    await hangUpClients(call);
   });
 
   it("refuses anyone who is neither the caller nor the callee with 403", async () => {
-    const { id } = await answeredVoiceCall();
-    expect((await request("POST", `/calls/${id}/hangup`, "mallory")).status).toBe(403);
+    const call = await answeredVoiceCall();
+    expect((await request("POST", `/calls/${call.id}/hangup`, "mallory")).status).toBe(403);
+    await hangUpClients(call);
   });
 });

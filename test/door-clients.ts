@@ -39,6 +39,8 @@ export async function viamCall(identity: string, host: string, sdp = "offer", si
       const r = await stream.next();
       return r.done ? null : r.value;
     },
+    /** Stops reading: the Call stream is cancelled, as a dialer does once it is done with it. */
+    close: async (): Promise<void> => { await stream.return?.(undefined); },
   };
 }
 
@@ -233,7 +235,10 @@ export async function followCall(id: string, side: "caller" | "callee", identity
 }
 
 /** A Viam caller and a Voice callee in one call, answered but not done (a live room of two): the
- * call id, both identities and both ends' streams. */
+ * call id, both identities and both ends' streams. A test keeps the returned object (not only the
+ * id) until it is done with the call, and ends it with `hangUpClients`: a client stream nobody
+ * references any more may be collected and cancelled, which the call's doors hear as the client
+ * going away, so the call ends under the test. */
 export async function answeredVoiceCall() {
   const caller = unique("alice");
   const callee = unique("bob");
@@ -245,4 +250,10 @@ export async function answeredVoiceCall() {
   voice.answer("v=0\r\nanswer\r\n");
   const init = (await viam.next()).value!;
   return { id: init.uuid, caller, callee, viam, voice };
+}
+
+/** Closes both clients of an answeredVoiceCall (the call's doors hear them leave). */
+export async function hangUpClients(call: Awaited<ReturnType<typeof answeredVoiceCall>>): Promise<void> {
+  call.voice.close();
+  await call.viam.return?.(undefined);
 }

@@ -83,9 +83,12 @@ async function takenCall() {
 
 describe("a claim held only by the callee's socket", () => {
   it("is not written: the stored record still says offered once the callee took the call", async () => {
-    const { id } = await takenCall();
+    // Both clients stay referenced until the end: a stream collected under the test would end the call.
+    const { voice, call, id } = await takenCall();
     const stored = await runInDurableObject(env.CALLS.getByName(id), (_o, state) => state.storage.kv.get<{ call: CallState }>("call"));
     expect(stored?.call.phase).toBe("offered");
+    voice.close();
+    await call.close();
   });
 
   it("survives an eviction with the sockets open: the callee answers and the history has the claim in order", async () => {
