@@ -3,11 +3,9 @@
 // for the caller, the wait for the caller's done for the callee) is kept by that door's clock
 // instead, told with a `wake` push, since a waiting Worker costs nothing and an alarm costs a
 // write. The alarm is then written once per call (its maximum age), not again for each deadline.
-import { deadlines, type CallState, type Side } from "../model/call-model";
+import { deadlines, SIDES, type CallState, type Side } from "../model/call-model";
 import { AlarmClock } from "./alarm-clock";
 import { sendPush } from "./call-record";
-
-const SIDES = ["caller", "callee"] as const;
 
 export class CallClock {
   private readonly alarm: AlarmClock;

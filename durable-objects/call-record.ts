@@ -3,7 +3,7 @@
 // the record; durable-objects/call.ts is the shell that loads, steps, persists and performs.
 import { Code } from "@connectrpc/connect";
 import {
-  step, type CallEvent, type CallState, type CallStatus, type Door, type Effect, type Party, type Side, type Signal,
+  SIDES, step, type CallEvent, type CallState, type CallStatus, type Door, type Effect, type Party, type Side, type Signal,
   type SocketFacts,
 } from "../model/call-model";
 import type { CallAction, CallPush } from "./spine-messages";
@@ -211,7 +211,7 @@ export function markedFrom(mark: CallAttachment, record: CallRecord): CallAttach
 /** Why `effects` cannot be applied to `record`: a side with no socket open (`hasSocket`) would have
  * more than MAX_QUEUED_SIGNALS signals waiting for it (resource_exhausted). Undefined when they can. */
 export function backlogRefusal(record: CallRecord, effects: Effect[], hasSocket: (side: Side) => boolean): Failure | undefined {
-  for (const side of ["caller", "callee"] as const) {
+  for (const side of SIDES) {
     const arriving = effects.filter((e) => e.type === "deliver" && e.to === side).length;
     if (arriving === 0 || hasSocket(side)) continue;
     const unread = record.backlog[side].filter((s) => s.seq >= record.read[side]).length;

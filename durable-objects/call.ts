@@ -9,7 +9,7 @@
 import { INVALID_PAYLOAD, NORMAL_CLOSURE } from "../model/close-codes";
 import { Code } from "@connectrpc/connect";
 import {
-  inboundClosed, step, type CallEvent, type CallState, type Door,
+  inboundClosed, SIDES, step, type CallEvent, type CallState, type Door,
   type IceCandidate, type Party, type Side, type Signal,
 } from "../model/call-model";
 import { CallClock } from "./call-clock";
@@ -30,7 +30,6 @@ import {
 
 export type { CallChange, CallSummary, HistoryEntry, StartCall };
 
-const SIDES = ["caller", "callee"] as const;
 /** Seqs an instance may hand out per millisecond of its life before a later one could reuse one. */
 const SEQS_PER_MS = 1000;
 

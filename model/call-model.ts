@@ -15,6 +15,8 @@ import {
 import { failure, type Failure } from "./result";
 
 export type Side = "caller" | "callee";
+/** Both sides, caller first. */
+export const SIDES: readonly Side[] = ["caller", "callee"];
 export type Door = "viam" | "voice" | "sip" | "audio" | "livekit";
 
 /** An ICE candidate as WebRTC's RTCIceCandidateInit; strings pass through unchanged. */
@@ -175,7 +177,6 @@ export function awaitsAnswer(call: CallState): boolean {
   return call.phase === "offered" || call.phase === "claimed";
 }
 
-const SIDES = ["caller", "callee"] as const;
 
 /** A signal for a side without a socket starts that side's uncollected clock. */
 function queueFor(state: CallState, effects: Effect[], now: number): CallState {

@@ -4,7 +4,7 @@
 // and after `step`), so every door's calls produce the same events for the same changes, and a new
 // door needs nothing here. The objects write the events with the state change they follow (the
 // outbox), and codecs/livekit-operator.ts puts them in LiveKit's wire shapes.
-import type { CallState, Door, Party, Side } from "./call-model";
+import { SIDES, type CallState, type Door, type Party, type Side } from "./call-model";
 import type { RoomState as LiveKitRoomState, Session as LiveKitSession } from "./livekit-model";
 import { ROOM_DIRECTORY_SHARDS } from "./limits";
 
@@ -58,7 +58,6 @@ export type RoomKind = "call" | "livekit" | "audio";
  */
 const STAYS_AFTER_DONE: ReadonlySet<Door> = new Set<Door>(["sip", "audio"]);
 
-const SIDES: readonly Side[] = ["caller", "callee"];
 
 /** Names the doors of a call: the room's metadata, as JSON. */
 export function callMetadata(call: CallState): string {
