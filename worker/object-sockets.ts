@@ -61,10 +61,9 @@ export class CallSocket {
 
   /** The caller's socket: creates the call and rings its host (not_found when nobody answers).
    * It opens through the host's object with the call in its upgrade (START_HEADER), so the call's
-   * object is created beside the host and the offer needs no second request. Only once `admitted`
-   * (the caller's rate check) has settled: a refused request must not create a call. */
-  static async start(env: Env, callId: string, call: StartCall, admitted: Promise<void>): Promise<CallSocket> {
-    await admitted;
+   * object is created beside the host and the offer needs no second request. The door admits the
+   * request first (worker/rate-limit.ts): a refused one must not create a call. */
+  static async start(env: Env, callId: string, call: StartCall): Promise<CallSocket> {
     const socket = new CallSocket(env, callId, "caller", call.caller.identity);
     const opened = await socket.connectOnce(
       { side: "caller", identity: call.caller.identity, start: "1", call: callId, deadline: String(call.deadline) },

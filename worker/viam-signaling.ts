@@ -14,7 +14,7 @@ import { abandon, applyInOrder, callStub, CallSocket, orThrow, serveCallee, wait
 import type { Result } from "../model/result";
 import { envOf } from "./connect-context";
 import { iceServersFor } from "../model/ice-servers";
-import { admit, admitFromLease } from "./rate-limit";
+import { admit } from "./rate-limit";
 import { ANSWERER_HEARTBEAT_MS, MAX_ANSWER_HOSTS, NAME_PATTERN, OFFER_DEADLINE_MS } from "../model/limits";
 import { iceFromWire, iceToWire } from "../codecs/viam-ice";
 import { NORMAL_CLOSURE } from "../model/close-codes";
@@ -103,13 +103,13 @@ export function viamSignaling(router: ConnectRouter): void {
       const [host] = hostsOf(ctx, 1);
       if (!req.sdp) throw new ConnectError("sdp is required", Code.InvalidArgument);
       const uuid = crypto.randomUUID();
-      // A token this isolate holds admits the call at once (a remembered refusal throws here, before
-      // any object is reached); else the lease and the call's socket go in parallel.
-      const admitted = admitFromLease(identity) ? Promise.resolve() : admit(env, identity);
+      // Admitted before the call's socket opens, so a refused request creates no call: a token this
+      // isolate holds (or a remembered refusal) decides at once, else the caller's object is asked.
+      await admit(env, identity);
       const socket = await CallSocket.start(env, uuid, {
         host, caller: { identity, door: "viam" }, sdp: req.sdp, disableTrickle: req.disableTrickle,
         deadline: Date.now() + OFFER_DEADLINE_MS,
-      }, admitted);
+      });
       // The client going away (tab closed, abort) closes the socket as abandoned: the host's
       // Answer stream ends with an error stage at once.
       const onAbort = () => abandon(socket);
